@@ -1,0 +1,13 @@
+"""keras_si: robust, memory-cheap training with scale-invariant architectures and SGD.
+
+Implements Li, Bhojanapalli, Zaheer, Reddi and Kumar, *Robust Training of Neural
+Networks Using Scale Invariant Architectures* (ICML 2022) for Keras 3, and the
+optimization toolbox around it.
+"""
+
+from keras_si import callbacks
+from keras_si import optimizers
+from keras_si.callbacks import SGDClipMonitor
+from keras_si.optimizers import SGDClip
+
+__version__ = "0.1.0"

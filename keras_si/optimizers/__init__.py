@@ -1,0 +1,4 @@
+"""keras_si optimizers. The paper's algorithm is in `sgd_clip.py`."""
+
+from keras_si.optimizers.base import Optimizer
+from keras_si.optimizers.sgd_clip import SGDClip

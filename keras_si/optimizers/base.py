@@ -1,0 +1,211 @@
+"""The base class of keras_si's optimizers: global gradients, path-based selection.
+
+Keras 3 (3.15) runs an optimizer's gradient clipping *before* the
+cross-replica all-reduce under `tf.distribute`, so any norm taken there is the
+norm of one replica's gradient, not of the global batch's (with
+`global_clipnorm` a 2-replica MirroredStrategy run takes a different step from
+one device on the same batch). keras_si optimizers instead sum the gradients
+across replicas *first*, exactly once, and every hook that needs a norm sees
+the global-batch gradient:
+
+    apply(grads)                                   replica context
+      -> _backend_update_step(grads, vars, lr)
+           grads = all_reduce_sum(grads)            one all-reduce
+           grads = Keras clipnorm / clipvalue / global_clipnorm (now global)
+           grads = self.transform_gradients(grads, vars, lr)   subclass hook
+           per-variable update_step(grad, var, lr)  (Keras's second all-reduce
+                                                     is skipped: already summed)
+
+Weight decay is folded into each subclass's `update_step` (read the rate with
+`self.weight_decay_for(variable)`), so that a hook can see the weights
+*before* decay, as the paper's clipping threshold requires.
+
+Variables are selected by regular expressions searched in `variable.path`
+(e.g. "dense_1/bias"), which is the same on every backend and is written into
+`get_config`, unlike Keras's `exclude_from_weight_decay(var_names=...)`, which
+matches the scoped TF name on TensorFlow and the short name elsewhere.
+"""
+
+import math
+import re
+
+import keras
+
+from keras_si.optimizers import _norms
+
+
+def _has_tf_strategy():
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return tf.distribute.has_strategy()
+
+
+def check_positive_number(name, value, allow_zero=False, allow_none=False):
+    """Raises a ValueError naming `name` unless `value` is a finite number > 0."""
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}. Received: {name}={value!r}")
+
+
+@keras.saving.register_keras_serializable(package="keras_si")
+class Optimizer(keras.optimizers.Optimizer):
+    """Base class: hooks see all-reduced gradients; selection by variable path.
+
+    Args:
+        learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule`,
+            or a zero-argument callable.
+        weight_decay: the decay rate `lam >= 0` (decoupled and multiplied by the
+            learning rate, as in Keras: `x <- x - lr * lam * x`), or None.
+        exclude_from_weight_decay: regular expressions; a variable whose
+            `variable.path` matches any (by `re.search`) is not decayed.
+            Saved in `get_config`.
+        **kwargs: the other `keras.optimizers.Optimizer` arguments.
+    """
+
+    def __init__(
+        self,
+        learning_rate,
+        weight_decay=None,
+        exclude_from_weight_decay=None,
+        name=None,
+        **kwargs,
+    ):
+        if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
+            learning_rate = float(learning_rate)
+        if isinstance(learning_rate, float):
+            check_positive_number("learning_rate", learning_rate)
+        check_positive_number("weight_decay", weight_decay, allow_zero=True, allow_none=True)
+        super().__init__(
+            learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs
+        )
+        self._weight_decay_patterns = []
+        self._weight_decay_excluded_ids = set()
+        if exclude_from_weight_decay:
+            if isinstance(exclude_from_weight_decay, str):
+                exclude_from_weight_decay = [exclude_from_weight_decay]
+            self._add_weight_decay_patterns(exclude_from_weight_decay)
+        self._check_distribution_support()
+
+    # ----------------------------------------------------------- selection
+    def _add_weight_decay_patterns(self, patterns):
+        for p in patterns:
+            try:
+                re.compile(p)
+            except (re.error, TypeError) as e:
+                raise ValueError(
+                    f"`exclude_from_weight_decay` holds an invalid regular expression {p!r}: {e}"
+                ) from None
+            self._weight_decay_patterns.append(p)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Excludes variables from weight decay (call before the optimizer is built).
+
+        Args:
+            var_list: variables to exclude (not serializable: prefer names).
+            var_names: regular expressions searched in `variable.path`; unlike
+                Keras's own method this is the same on every backend, and the
+                patterns are saved in `get_config`.
+        """
+        if self.built:
+            raise ValueError(
+                "`exclude_from_weight_decay()` must be called before the optimizer "
+                "is built (before the first training step)."
+            )
+        if var_list:
+            self._weight_decay_excluded_ids |= {self._var_key(v) for v in var_list}
+        if var_names:
+            self._add_weight_decay_patterns(list(var_names))
+
+    def _matches_weight_decay_exclusion(self, variable):
+        if self._var_key(variable) in self._weight_decay_excluded_ids:
+            return True
+        path = getattr(variable, "path", variable.name)
+        return any(re.search(p, path) for p in self._weight_decay_patterns)
+
+    def weight_decay_for(self, variable):
+        """The decay rate (a Python float) that applies to `variable`."""
+        if not self.weight_decay:
+            return 0.0
+        return self._decay_rates[self._get_variable_index(variable)]
+
+    # --------------------------------------------------------------- build
+    def _check_distribution_support(self):
+        # Keras 3.15 runs these two features inside an `ops.cond` whose branch
+        # calls `merge_call`, which tf.distribute forbids: the failure would
+        # come from deep inside the traced train step. Say so up front.
+        if not _has_tf_strategy():
+            return
+        if self.gradient_accumulation_steps:
+            raise ValueError(
+                f"{type(self).__name__}: `gradient_accumulation_steps` is not supported "
+                "under a tf.distribute strategy (Keras 3 runs the accumulation in a "
+                "`cond` that tf.distribute cannot synchronise). Increase the global "
+                "batch size instead, or train without a strategy."
+            )
+        if self.use_ema and self.ema_overwrite_frequency:
+            raise ValueError(
+                f"{type(self).__name__}: `ema_overwrite_frequency` is not supported under "
+                "a tf.distribute strategy (Keras 3 overwrites the weights inside a "
+                "`cond` that tf.distribute cannot synchronise). Keep `use_ema=True` "
+                "without it: the EMA weights are written to the model when `fit` ends."
+            )
+
+    def build(self, variables):
+        if self.built:
+            return
+        for v in variables:
+            dtype = keras.backend.standardize_dtype(v.dtype)
+            if not ("float" in dtype):
+                raise ValueError(
+                    f"{type(self).__name__} can only update floating-point variables; "
+                    f"variable {getattr(v, 'path', v.name)!r} has dtype {dtype}."
+                )
+        self._check_distribution_support()
+        super().build(variables)
+        lam = float(self.weight_decay or 0.0)
+        self._decay_rates = [
+            0.0 if self._matches_weight_decay_exclusion(v) else lam for v in variables
+        ]
+
+    # ----------------------------------------------------- the update path
+    def _clip_gradients(self, grads):
+        # Keras calls this before the all-reduce; clipping moves to
+        # `_backend_update_step`, after it.
+        return grads
+
+    def _apply_weight_decay(self, variables):
+        # Folded into `update_step` (see `weight_decay_for`), so that
+        # `transform_gradients` sees the weights before decay.
+        return
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        # TF backend hook: the gradients were summed in `_backend_update_step`.
+        return list(grads_and_vars)
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        grads = [_norms.combine_duplicate_rows(g) for g in _norms.all_reduce_sum(grads)]
+        grads = keras.optimizers.Optimizer._clip_gradients(self, grads)
+        grads = self.transform_gradients(grads, trainable_variables, learning_rate)
+        super()._backend_update_step(grads, trainable_variables, learning_rate)
+
+    def transform_gradients(self, grads, variables, learning_rate):
+        """Hook: transform the global-batch gradients of one step.
+
+        Called once per step with the gradients summed over replicas, the
+        variables they belong to (their values before this step's update) and
+        the current learning rate. Returns the gradients to hand to
+        `update_step`. The default returns them unchanged.
+        """
+        return grads
+
+    # -------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config["exclude_from_weight_decay"] = list(self._weight_decay_patterns) or None
+        return config

@@ -1,0 +1,189 @@
+"""SGDClip: SGD + weight decay + relative global clipping (Li et al., ICML 2022)."""
+
+import keras
+from keras import ops
+
+from keras_si.optimizers import _norms
+from keras_si.optimizers.base import Optimizer, check_positive_number
+
+# Guards the division by the gradient norm when the gradient is exactly 0.
+_TINY = 1e-30
+
+
+@keras.saving.register_keras_serializable(package="keras_si")
+class SGDClip(Optimizer):
+    """SGD with weight decay and relative global gradient clipping.
+
+    Algorithm 1 ("sqrt(C)-clipped SGD + WD") of *Robust Training of Neural
+    Networks Using Scale Invariant Architectures*, Li, Bhojanapalli, Zaheer,
+    Reddi and Kumar, ICML 2022 (https://arxiv.org/abs/2202.00980).
+
+    With `x` all the variables this optimizer updates (one group), `g` their
+    gradients on the global batch, `eta_t` the learning rate at this step,
+    `lam` the weight decay and `k` the `clip_factor` (the paper's sqrt(C)):
+
+        thr    = k * sqrt(2 * lam / eta_t) * ||x||
+        s      = min(1, thr / max(||g||, tiny))
+        x     <- (1 - eta_t * lam) * x - eta_t * s * g
+
+    `||.||` is the global L2 norm over the whole group, taken before the
+    update; the decay is never clipped. `sqrt(2 lam / eta) ||x||` is the
+    gradient norm at which SGD + weight decay keeps `||x||` at equilibrium on a
+    scale-invariant loss, so the clip only cuts gradients more than `k` times
+    larger than that: rare spikes (about 1.5% of the paper's BERT steps).
+
+    Use it on the scale-invariant part of a model (e.g. the SIBERT encoder;
+    route the rest to another optimizer with `keras.optimizers.MultiOptimizer`:
+    the norms are then over this optimizer's variables only). Without momentum
+    it keeps no per-variable state: the memory is the parameters alone.
+
+    After every step the optimizer holds these float32 diagnostics (optimizer
+    variables, saved with it; `keras_si.callbacks.SGDClipMonitor` logs them):
+    `weight_norm` (`||x||`), `grad_norm` (`||g||`), `clip_scale` (`s`),
+    `clipped` (1.0 if `s < 1`), `effective_learning_rate` (`eta_t / ||x||^2`),
+    and the counters `clipped_steps` and `skipped_steps`.
+
+    A step whose gradient norm is not finite (inf or NaN) is skipped: the
+    weights (and momentum) stay as they are, no decay is applied, and
+    `skipped_steps` grows by one. With `LossScaleOptimizer` such steps never
+    reach this optimizer (the loss scale is lowered instead), and the clip sees
+    unscaled gradients.
+
+    Args:
+        learning_rate: `eta`, a float > 0 or a `LearningRateSchedule`
+            (evaluated at every step; the threshold uses the current value).
+            The paper uses 8e-4, divided by 10 at 60% and 90% of training.
+        weight_decay: `lam >= 0` (paper: 1e-2). Must be > 0 when clipping.
+        clip_factor: `k > 0`, the paper's sqrt(C) (default 2.0), or None for
+            plain SGD + weight decay (the diagnostics are still computed).
+        momentum: heavy-ball momentum `mu` in [0, 1) applied to the clipped
+            gradient (`m <- mu m + s g`, `x <- (1 - eta lam) x - eta m`).
+            Default 0. Not part of the paper's algorithm or theory; it costs
+            one slot variable per weight.
+        exclude_from_weight_decay: regular expressions searched in
+            `variable.path`; matching variables are not decayed (they still
+            count in `||x||`).
+        **kwargs: other `keras.optimizers.Optimizer` arguments (`use_ema`,
+            `gradient_accumulation_steps`, `loss_scale_factor`, ...).
+            `clipnorm`, `clipvalue` and `global_clipnorm` are rejected: the
+            relative clip replaces them.
+    """
+
+    def __init__(
+        self,
+        learning_rate=8e-4,
+        weight_decay=1e-2,
+        clip_factor=2.0,
+        momentum=0.0,
+        exclude_from_weight_decay=None,
+        name="sgd_clip",
+        **kwargs,
+    ):
+        for arg in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if kwargs.get(arg) is not None:
+                raise ValueError(
+                    f"SGDClip does not take `{arg}`: it clips the global gradient norm "
+                    "relative to the weight norm (`clip_factor`). Received "
+                    f"{arg}={kwargs[arg]!r}."
+                )
+            kwargs.pop(arg, None)
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+            name=name,
+            **kwargs,
+        )
+        check_positive_number("clip_factor", clip_factor, allow_none=True)
+        if clip_factor is not None and not weight_decay:
+            raise ValueError(
+                "SGDClip with clipping on needs `weight_decay` > 0: the threshold "
+                "clip_factor * sqrt(2 * weight_decay / learning_rate) * ||x|| would be 0. "
+                f"Received weight_decay={weight_decay!r}, clip_factor={clip_factor!r}; "
+                "pass clip_factor=None for unclipped SGD."
+            )
+        if not (isinstance(momentum, (int, float)) and 0.0 <= momentum < 1.0):
+            raise ValueError(f"`momentum` must be a float in [0, 1). Received: momentum={momentum!r}")
+        self.clip_factor = None if clip_factor is None else float(clip_factor)
+        self.momentum = float(momentum)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._momentums = (
+            self.add_optimizer_variables(variables, "momentum") if self.momentum else []
+        )
+
+        def scalar(name):
+            return self.add_variable(
+                shape=(), dtype="float32", name=name, aggregation="only_first_replica"
+            )
+
+        self.weight_norm = scalar("weight_norm")
+        self.grad_norm = scalar("grad_norm")
+        self.clip_scale = scalar("clip_scale")
+        self.clipped = scalar("clipped")
+        self.effective_learning_rate = scalar("effective_learning_rate")
+        self.clipped_steps = scalar("clipped_steps")
+        self.skipped_steps = scalar("skipped_steps")
+        # 1.0 if this step's gradient was finite (read back by `update_step`).
+        self._step_ok = scalar("step_ok")
+
+    def transform_gradients(self, grads, variables, learning_rate):
+        lr = ops.cast(learning_rate, "float32")
+        x_norm = _norms.global_norm(variables)
+        g_norm = _norms.global_norm(grads)
+        finite = ops.isfinite(g_norm)
+        if self.clip_factor is None:
+            scale = ops.ones((), "float32")
+        else:
+            lam = float(self.weight_decay)
+            # eta_t <= 0 (e.g. the first step of a warm-up from 0) moves
+            # nothing, so no clip is needed: threshold = inf.
+            ratio = ops.sqrt(2.0 * lam / ops.maximum(lr, _TINY))
+            threshold = ops.where(lr > 0, self.clip_factor * ratio * x_norm, float("inf"))
+            scale = ops.minimum(1.0, threshold / ops.maximum(g_norm, _TINY))
+        scale = ops.where(finite, scale, 0.0)
+        clipped = ops.cast(ops.logical_and(finite, scale < 1.0), "float32")
+        ok = ops.cast(finite, "float32")
+
+        self.weight_norm.assign(x_norm)
+        self.grad_norm.assign(g_norm)
+        self.clip_scale.assign(scale)
+        self.clipped.assign(clipped)
+        self.effective_learning_rate.assign(lr / ops.maximum(ops.square(x_norm), _TINY))
+        self.clipped_steps.assign_add(clipped)
+        self.skipped_steps.assign_add(1.0 - ok)
+        self._step_ok.assign(ok)
+
+        def clip(g):
+            s = ops.cast(scale, g.dtype)
+            # `where`, not a product: 0 * NaN would still write NaN.
+            return ops.where(finite, g * s, ops.zeros_like(g))
+
+        return [None if g is None else _norms.map_values(clip, g) for g in grads]
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        ok = ops.cast(self._step_ok, variable.dtype)
+        # A skipped step (ok == 0) must not decay either.
+        decay = ok * lr * self.weight_decay_for(variable)
+        step = gradient
+        if self.momentum:
+            m = self._momentums[self._get_variable_index(variable)]
+            mu = ops.cast(self.momentum, variable.dtype)
+            step = ops.where(ok > 0, m * mu + ops.convert_to_tensor(gradient), m)
+            self.assign(m, step)
+        if _norms.is_sparse(step):
+            # Embedding gradients: decay every row, step only the looked-up ones.
+            self.assign_sub(variable, variable * decay)
+            self.assign_sub(variable, _norms.map_values(lambda g: lr * g, step))
+        else:
+            # One fused pass: x <- x - (eta lam x + eta s g).
+            self.assign_sub(variable, variable * decay + lr * step)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"clip_factor": self.clip_factor, "momentum": self.momentum})
+        return config
