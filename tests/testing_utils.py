@@ -1,0 +1,69 @@
+"""Helpers shared by the tests: training runs to compare across set-ups."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def two_cpu_strategy():
+    """A MirroredStrategy over the two logical CPU devices made in conftest.py."""
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    if len(devices) < 2:
+        raise RuntimeError("conftest.py must configure 2 logical CPU devices")
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def regression_data(n=32, d_in=6, d_out=3, seed=0):
+    rng = np.random.RandomState(seed)
+    x = rng.randn(n, d_in).astype("float32")
+    w = rng.randn(d_in, d_out).astype("float32")
+    y = (np.tanh(x @ w) + 0.1 * rng.randn(n, d_out)).astype("float32")
+    return x, y
+
+
+def small_model(d_in=6, d_out=3, seed=0, conv=False):
+    """A small model with dense kernels, biases and a LayerNorm (optionally a conv)."""
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((d_in,))]
+    if conv:
+        layers += [
+            keras.layers.Reshape((d_in, 1, 1)),
+            keras.layers.Conv2D(4, (3, 1), padding="same", activation="relu"),
+            keras.layers.Flatten(),
+        ]
+    layers += [
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.LayerNormalization(),
+        keras.layers.Dense(d_out),
+    ]
+    return keras.Sequential(layers)
+
+
+def train_weights(make_optimizer, strategy=None, steps=4, batch_size=16, jit_compile=False,
+                  conv=False, loss="mse", data=None, seed=0):
+    """Trains `small_model` for `steps` batches and returns its weights (list of arrays).
+
+    Shuffling is off and the global batch is the same with or without
+    `strategy`, so two runs differ only in how the step is computed.
+    """
+    x, y = data if data is not None else regression_data(n=steps * batch_size, seed=seed)
+    scope = strategy.scope() if strategy is not None else _null_scope()
+    with scope:
+        model = small_model(d_in=x.shape[1], d_out=y.shape[1], seed=seed, conv=conv)
+        model.compile(optimizer=make_optimizer(), loss=loss, jit_compile=jit_compile)
+    model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+    return [np.array(w) for w in model.get_weights()], model
+
+
+class _null_scope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def assert_weights_close(a, b, rtol=1e-5, atol=1e-6):
+    assert len(a) == len(b)
+    for i, (wa, wb) in enumerate(zip(a, b)):
+        np.testing.assert_allclose(wa, wb, rtol=rtol, atol=atol, err_msg=f"weight {i}")
