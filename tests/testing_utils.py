@@ -5,12 +5,24 @@ import numpy as np
 import tensorflow as tf
 
 
+_STRATEGY = []
+
+
 def two_cpu_strategy():
-    """A MirroredStrategy over the two logical CPU devices made in conftest.py."""
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    if len(devices) < 2:
-        raise RuntimeError("conftest.py must configure 2 logical CPU devices")
-    return tf.distribute.MirroredStrategy(devices)
+    """The MirroredStrategy over the two logical CPU devices made in conftest.py.
+
+    One instance serves the whole test session: every new MirroredStrategy
+    restarts its collective instance keys, and TF's collective executor then
+    confuses an all-reduce of one strategy with an earlier one of another
+    strategy over the same devices ("Shape mismatch in the collective
+    instance 100") as soon as the two differ in shape.
+    """
+    if not _STRATEGY:
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+        if len(devices) < 2:
+            raise RuntimeError("conftest.py must configure 2 logical CPU devices")
+        _STRATEGY.append(tf.distribute.MirroredStrategy(devices))
+    return _STRATEGY[0]
 
 
 def regression_data(n=32, d_in=6, d_out=3, seed=0):
@@ -28,15 +40,16 @@ def small_model(d_in=6, d_out=3, seed=0, conv=False):
     if conv:
         layers += [
             keras.layers.Reshape((d_in, 1, 1)),
-            keras.layers.Conv2D(4, (3, 1), padding="same", activation="relu"),
+            keras.layers.Conv2D(4, (3, 1), padding="same", activation="relu", name="conv"),
             keras.layers.Flatten(),
         ]
     layers += [
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.LayerNormalization(),
-        keras.layers.Dense(d_out),
+        keras.layers.Dense(16, activation="relu", name="hidden"),
+        keras.layers.LayerNormalization(name="norm"),
+        keras.layers.Dense(d_out, name="out"),
     ]
-    return keras.Sequential(layers)
+    # Fixed layer names give fixed `variable.path`s ("hidden/kernel", ...).
+    return keras.Sequential(layers, name="small_model")
 
 
 def train_weights(make_optimizer, strategy=None, steps=4, batch_size=16, jit_compile=False,

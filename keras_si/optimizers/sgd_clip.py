@@ -165,10 +165,10 @@ class SGDClip(Optimizer):
         return [None if g is None else _norms.map_values(clip, g) for g in grads]
 
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
         ok = ops.cast(self._step_ok, variable.dtype)
-        # A skipped step (ok == 0) must not decay either.
-        decay = ok * lr * self.weight_decay_for(variable)
+        # A skipped step (ok == 0) moves nothing: no decay, no momentum step.
+        lr = ok * ops.cast(learning_rate, variable.dtype)
+        decay = lr * self.weight_decay_for(variable)
         step = gradient
         if self.momentum:
             m = self._momentums[self._get_variable_index(variable)]

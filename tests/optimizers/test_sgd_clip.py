@@ -1,0 +1,451 @@
+"""SGDClip against a float64 NumPy reference of the paper's Algorithm 1, and its properties."""
+
+import copy
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_si
+from keras_si.optimizers import _norms
+from tests import testing_utils as tu
+
+SHAPES = [(7,), (5, 4), (3, 3, 2, 4)]
+
+
+# ---------------------------------------------------------------- reference
+def sgd_clip_reference(xs, grad_seq, lr_at, lam, clip_factor, momentum=0.0, decay_mask=None):
+    """Algorithm 1 of Li et al. (ICML 2022) in float64, written from the paper.
+
+    thr = k sqrt(2 lam / eta_t) ||x||;  s = min(1, thr / ||g||);
+    x <- (1 - eta_t lam) x - eta_t s g     (norms global over the list).
+    With momentum (not in the paper): m <- mu m + s g; x <- (1 - eta lam) x - eta m.
+    Returns the final weights and the per-step scales.
+    """
+    xs = [np.array(x, np.float64) for x in xs]
+    ms = [np.zeros_like(x) for x in xs]
+    decay_mask = decay_mask or [True] * len(xs)
+    scales = []
+    for t, gs in enumerate(grad_seq):
+        gs = [np.asarray(g, np.float64) for g in gs]
+        eta = lr_at(t)
+        x_norm = math.sqrt(sum(float(np.sum(x * x)) for x in xs))
+        g_norm = math.sqrt(sum(float(np.sum(g * g)) for g in gs))
+        if clip_factor is None:
+            s = 1.0
+        else:
+            thr = clip_factor * math.sqrt(2 * lam / eta) * x_norm
+            s = min(1.0, thr / max(g_norm, 1e-30))
+        scales.append(s)
+        new = []
+        for i, (x, g) in enumerate(zip(xs, gs)):
+            lam_i = lam if decay_mask[i] else 0.0
+            if momentum:
+                ms[i] = momentum * ms[i] + s * g
+                step = ms[i]
+            else:
+                step = s * g
+            new.append((1 - eta * lam_i) * x - eta * step)
+        xs = new
+    return xs, scales
+
+
+def run_keras(optimizer, xs, grad_seq):
+    variables = [keras.Variable(x, dtype="float32", name=f"v{i}") for i, x in enumerate(xs)]
+    scales = []
+    for gs in grad_seq:
+        optimizer.apply([tf.constant(g, tf.float32) for g in gs], variables)
+        scales.append(float(optimizer.clip_scale.numpy()))
+    return [v.numpy() for v in variables], scales
+
+
+def make_problem(seed, steps, grad_scale):
+    rng = np.random.RandomState(seed)
+    xs = [rng.randn(*s) for s in SHAPES]
+    grad_seq = [[grad_scale * rng.randn(*s) * rng.uniform(0.2, 3.0) for s in SHAPES] for _ in range(steps)]
+    return xs, grad_seq
+
+
+# float32 has a 6e-8 unit roundoff; 40 steps of a few flops per element and
+# norms summed over ~100 elements keep the error near 1e-6 relative. 2e-5 is
+# a margin of ~20x, far below the differences a wrong formula makes (>1e-2).
+RTOL, ATOL = 2e-5, 1e-6
+
+
+@pytest.mark.parametrize("grad_scale,expect_clip", [(30.0, True), (0.05, False)])
+@pytest.mark.parametrize("scheduled", [False, True])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_matches_float64_reference(grad_scale, expect_clip, scheduled, momentum):
+    steps, lam, k = 40, 0.05, 2.0
+    xs, grad_seq = make_problem(0, steps, grad_scale)
+    if scheduled:
+        lr = keras.optimizers.schedules.PiecewiseConstantDecay([10, 25], [0.1, 0.01, 0.001])
+        lr_at = lambda t: 0.1 if t <= 10 else (0.01 if t <= 25 else 0.001)  # noqa: E731
+    else:
+        lr, lr_at = 0.1, (lambda t: 0.1)
+    opt = keras_si.SGDClip(learning_rate=lr, weight_decay=lam, clip_factor=k, momentum=momentum)
+    got, got_scales = run_keras(opt, xs, grad_seq)
+    want, want_scales = sgd_clip_reference(xs, grad_seq, lr_at, lam, k, momentum)
+    np.testing.assert_allclose(got_scales, want_scales, rtol=RTOL)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL)
+    n_clipped = sum(s < 1 for s in want_scales)
+    # Both branches are exercised: most steps clip with large gradients, none with small.
+    assert (n_clipped >= 10) if expect_clip else (n_clipped == 0)
+    assert float(opt.clipped_steps.numpy()) == n_clipped
+
+
+def test_no_clipping_is_sgd_with_weight_decay():
+    xs, grad_seq = make_problem(1, 10, 30.0)
+    got, scales = run_keras(keras_si.SGDClip(0.1, weight_decay=0.05, clip_factor=None), xs, grad_seq)
+    want, _ = sgd_clip_reference(xs, grad_seq, lambda t: 0.1, 0.05, None)
+    assert scales == [1.0] * 10
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL)
+
+
+def test_no_slot_variables_without_momentum():
+    opt = keras_si.SGDClip(0.1)
+    opt.build([keras.Variable(np.ones((100, 10), "float32"))])
+    # Only scalars: iterations, learning rate and the diagnostics.
+    assert all(int(np.prod(v.shape)) == 1 for v in opt.variables)
+
+
+def test_norm_equilibrium():
+    """||x||^2 settles at sigma sqrt(eta / (lam (2 - eta lam))) (paper §3.3).
+
+    Toy scale-invariant loss: at unit norm its stochastic gradient has norm
+    sigma and is orthogonal to x (Euler), so at norm r it is sigma / r.
+    """
+    eta, lam, sigma, d = 0.1, 0.05, 3.0, 50
+    rng = np.random.RandomState(0)
+    x = keras.Variable(rng.randn(d).astype("float32") * 5.0)
+    opt = keras_si.SGDClip(eta, weight_decay=lam, clip_factor=2.0)
+    directions = tf.constant(rng.randn(3000, d).astype("float32"))
+
+    @tf.function
+    def step(u):
+        xv = tf.convert_to_tensor(x)
+        r = tf.norm(xv)
+        u = u - tf.tensordot(u, xv, 1) / r**2 * xv  # orthogonal to x
+        g = sigma / r * u / tf.norm(u)
+        opt.apply([g], [x])
+
+    for i in range(directions.shape[0]):
+        step(directions[i])
+    want = sigma * math.sqrt(eta / (lam * (2 - eta * lam)))
+    got = float(np.sum(x.numpy() ** 2))
+    assert abs(got - want) / want < 0.02, (got, want)
+    # At equilibrium ||g|| ~ sqrt(2 lam / eta) ||x||, below the threshold k times that.
+    assert float(opt.clipped_steps.numpy()) < 100  # only during the approach from ||x|| = 35
+
+
+# ------------------------------------------------------------- distribution
+def _clipping_sgdclip():
+    # lr large enough that most steps clip (checked below).
+    return keras_si.SGDClip(learning_rate=0.5, weight_decay=0.01, clip_factor=0.5)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_mirrored_strategy_equals_single_device(momentum):
+    make = lambda: keras_si.SGDClip(0.5, weight_decay=0.01, clip_factor=0.5, momentum=momentum)  # noqa: E731
+    single, model = tu.train_weights(make, steps=4)
+    assert float(model.optimizer.clipped_steps.numpy()) >= 2  # the clip is active
+    mirrored, _ = tu.train_weights(make, strategy=tu.two_cpu_strategy(), steps=4)
+    # Same global batch; only the order of float32 sums differs.
+    tu.assert_weights_close(single, mirrored, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_global_clipnorm_differs_under_mirrored_strategy():
+    """The harness can see the bug SGDClip avoids: Keras clips per replica."""
+    make = lambda: keras.optimizers.SGD(0.5, global_clipnorm=0.05)  # noqa: E731
+    single, _ = tu.train_weights(make, steps=2)
+    mirrored, _ = tu.train_weights(make, strategy=tu.two_cpu_strategy(), steps=2)
+    diff = max(np.max(np.abs(a - b)) for a, b in zip(single, mirrored))
+    assert diff > 1e-3
+
+
+def test_multioptimizer_norms_over_own_variables_under_strategy():
+    strategy = tu.two_cpu_strategy()
+
+    def make():
+        def select(v):
+            return sgd if "/hidden/" in v.path else adam
+
+        sgd = keras_si.SGDClip(0.1, weight_decay=0.01)
+        adam = keras.optimizers.Adam(1e-3)
+        return keras.optimizers.MultiOptimizer(select)
+
+    weights, model = tu.train_weights(make, strategy=strategy, steps=2)
+    sgd = keras_si.callbacks.find_optimizers(model.optimizer)[0]
+    own = [w for w, v in zip(weights, model.trainable_variables) if "/hidden/" in v.path]
+    assert len(own) == 2
+    # weight_norm is ||x|| before the last step; check it is the norm of the
+    # SGDClip group (not of the whole model) by redoing the last step's norm.
+    assert 0 < float(sgd.weight_norm.numpy()) < np.sqrt(sum(np.sum(w**2) for w in weights))
+
+
+def test_gradient_accumulation_rejected_under_strategy():
+    with tu.two_cpu_strategy().scope():
+        with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+            keras_si.SGDClip(0.1, gradient_accumulation_steps=2)
+        with pytest.raises(ValueError, match="ema_overwrite_frequency"):
+            keras_si.SGDClip(0.1, use_ema=True, ema_overwrite_frequency=2)
+
+
+def test_ema_works_under_strategy():
+    make = lambda: keras_si.SGDClip(0.1, use_ema=True)  # noqa: E731
+    single, _ = tu.train_weights(make, steps=3)
+    mirrored, _ = tu.train_weights(make, strategy=tu.two_cpu_strategy(), steps=3)
+    tu.assert_weights_close(single, mirrored)
+
+
+def test_gradient_accumulation_matches_reference():
+    xs, grad_seq = make_problem(2, 6, 30.0)
+    opt = keras_si.SGDClip(0.1, weight_decay=0.05, gradient_accumulation_steps=2)
+    got, _ = run_keras(opt, xs, grad_seq)
+    averaged = [[(a + b) / 2 for a, b in zip(grad_seq[i], grad_seq[i + 1])] for i in range(0, 6, 2)]
+    want, _ = sgd_clip_reference(xs, averaged, lambda t: 0.1, 0.05, 2.0)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL)
+
+
+# ----------------------------------------------------------- compilation
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_xla_on_equals_off(momentum):
+    make = lambda: keras_si.SGDClip(0.5, weight_decay=0.01, clip_factor=0.5, momentum=momentum)  # noqa: E731
+    eager, _ = tu.train_weights(make, steps=4, jit_compile=False)
+    xla, _ = tu.train_weights(make, steps=4, jit_compile=True)
+    # XLA sums the norms in another order (see _norms): float32 roundoff only.
+    tu.assert_weights_close(eager, xla, rtol=1e-5, atol=1e-6)
+
+
+def test_fast_norm_matches_float64_under_xla_and_eager():
+    rng = np.random.RandomState(0)
+    x = rng.randn(300_001).astype("float32")  # large enough to take the folded path, odd tail
+    want = float(np.sum(x.astype(np.float64) ** 2))
+    xla = tf.function(_norms.sum_of_squares, jit_compile=True)(tf.constant(x))
+    eager = _norms.sum_of_squares(tf.constant(x))
+    # float32 partial sums over 3e5 terms: error ~ sqrt(n) eps ~ 3e-5 at worst.
+    np.testing.assert_allclose(float(xla), want, rtol=1e-5)
+    np.testing.assert_allclose(float(eager), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_norms_accumulate_in_float32(dtype):
+    x = tf.cast(tf.fill([4096], 300.0), dtype)  # 300^2 * 4096 overflows float16 (max 65504)
+    for fn in (_norms.sum_of_squares, tf.function(_norms.sum_of_squares, jit_compile=True)):
+        s = fn(x)
+        assert s.dtype == tf.float32
+        np.testing.assert_allclose(float(s), 300.0**2 * 4096, rtol=1e-3)
+
+
+def test_float16_variables_train():
+    v = keras.Variable(np.ones((8, 8), "float16") * 100, dtype="float16")
+    opt = keras_si.SGDClip(0.1, weight_decay=0.01)
+    opt.apply([tf.ones((8, 8), tf.float16) * 1000], [v])
+    assert np.isfinite(float(opt.weight_norm.numpy()))
+    np.testing.assert_allclose(float(opt.weight_norm.numpy()), 800.0, rtol=1e-3)
+    assert np.all(np.isfinite(v.numpy()))
+
+
+def test_mixed_precision_clip_sees_unscaled_gradients():
+    x, y = tu.regression_data(n=32)
+
+    def grad_norm_after_one_step(policy):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            model = tu.small_model(seed=0)
+            model.compile(optimizer=keras_si.SGDClip(0.01, weight_decay=0.01), loss="mse")
+            model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+            if policy == "mixed_float16":
+                assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+            return float(keras_si.callbacks.find_optimizers(model.optimizer)[0].grad_norm.numpy())
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    full = grad_norm_after_one_step("float32")
+    mixed = grad_norm_after_one_step("mixed_float16")
+    # float16 activations carry ~1e-3 relative error; the loss scale is 2^15.
+    np.testing.assert_allclose(mixed, full, rtol=2e-2)
+
+
+# --------------------------------------------------------- serialization
+def test_get_config_round_trip():
+    opt = keras_si.SGDClip(
+        keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5),
+        weight_decay=0.02, clip_factor=3.0, momentum=0.5, exclude_from_weight_decay=["bias"],
+    )
+    config = opt.get_config()
+    # (from_config and deserialize turn nested dicts into objects in place: copy.)
+    clone = keras_si.SGDClip.from_config(copy.deepcopy(config))
+    serialized = keras.optimizers.serialize(opt)
+    assert keras.optimizers.serialize(clone) == serialized
+    restored = keras.optimizers.deserialize(copy.deepcopy(serialized))
+    assert isinstance(restored, keras_si.SGDClip)
+    assert keras.optimizers.serialize(restored) == serialized
+
+
+def test_keras_save_load_continues_identically(tmp_path):
+    x, y = tu.regression_data(n=64)
+    model = tu.small_model(seed=0)
+    model.compile(optimizer=keras_si.SGDClip(0.5, weight_decay=0.01, clip_factor=0.5, momentum=0.9), loss="mse")
+    model.fit(x[:32], y[:32], batch_size=16, verbose=0, shuffle=False)
+    path = os.path.join(tmp_path, "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.optimizer, keras_si.SGDClip)
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    model.fit(x[32:], y[32:], batch_size=16, verbose=0, shuffle=False)
+    loaded.fit(x[32:], y[32:], batch_size=16, verbose=0, shuffle=False)
+    tu.assert_weights_close(model.get_weights(), loaded.get_weights(), rtol=0, atol=0)
+
+
+def test_tf_checkpoint_round_trip(tmp_path):
+    xs, grad_seq = make_problem(3, 4, 30.0)
+    variables = [tf.Variable(x.astype("float32")) for x in xs]
+    opt = keras_si.SGDClip(0.1, weight_decay=0.05, momentum=0.9)
+    for gs in grad_seq[:2]:
+        opt.apply([tf.constant(g, tf.float32) for g in gs], variables)
+    ckpt = tf.train.Checkpoint(optimizer=opt, variables=variables)
+    path = ckpt.save(os.path.join(tmp_path, "ckpt"))
+    expected_after = None
+    for gs in grad_seq[2:]:
+        opt.apply([tf.constant(g, tf.float32) for g in gs], variables)
+    expected_after = [v.numpy() for v in variables]
+
+    variables2 = [tf.Variable(np.zeros_like(x, "float32")) for x in xs]
+    opt2 = keras_si.SGDClip(0.1, weight_decay=0.05, momentum=0.9)
+    opt2.build(variables2)
+    tf.train.Checkpoint(optimizer=opt2, variables=variables2).restore(path).assert_consumed()
+    assert int(opt2.iterations.numpy()) == 2
+    for gs in grad_seq[2:]:
+        opt2.apply([tf.constant(g, tf.float32) for g in gs], variables2)
+    for a, b in zip(expected_after, variables2):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+# --------------------------------------------------------------- selection
+def test_exclude_from_weight_decay_matches_variable_path():
+    model = tu.small_model(seed=0)
+    opt = keras_si.SGDClip(0.1, weight_decay=0.5, clip_factor=None, exclude_from_weight_decay=["norm/"])
+    before = {v.path: v.numpy() for v in model.trainable_variables}
+    opt.apply([tf.zeros_like(v) for v in model.trainable_variables], model.trainable_variables)
+    for v in model.trainable_variables:
+        if "/norm/" in v.path:
+            np.testing.assert_array_equal(v.numpy(), before[v.path])
+        else:
+            np.testing.assert_allclose(v.numpy(), before[v.path] * (1 - 0.1 * 0.5), rtol=1e-6)
+    assert keras_si.SGDClip.from_config(opt.get_config())._weight_decay_patterns == ["norm/"]
+
+
+def test_keras_method_exclusion_also_matches_path():
+    model = tu.small_model(seed=0)
+    opt = keras_si.SGDClip(0.1, weight_decay=0.5, clip_factor=None)
+    opt.exclude_from_weight_decay(var_names=["hidden/bias"])
+    bias = [v for v in model.trainable_variables if v.path.endswith("/hidden/bias")][0]
+    bias.assign(np.ones(bias.shape, "float32"))
+    opt.apply([tf.zeros_like(v) for v in model.trainable_variables], model.trainable_variables)
+    np.testing.assert_array_equal(bias.numpy(), np.ones(bias.shape))
+    assert opt.get_config()["exclude_from_weight_decay"] == ["hidden/bias"]
+    with pytest.raises(ValueError, match="before the optimizer is built"):
+        opt.exclude_from_weight_decay(var_names=["x"])
+
+
+def test_sparse_embedding_gradients_match_dense():
+    """Embedding lookups give IndexedSlices with repeated rows; norms must not double count."""
+    table = np.random.RandomState(0).randn(10, 4).astype("float32")
+    ids = tf.constant([1, 3, 1, 1, 7])
+
+    def grads(v):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.gather(v, ids) ** 2) * 50.0
+        return tape.gradient(loss, v)
+
+    sparse_v, dense_v = tf.Variable(table), tf.Variable(table)
+    g = grads(sparse_v)
+    assert isinstance(g, tf.IndexedSlices)
+    opt_s, opt_d = keras_si.SGDClip(0.1, 0.05), keras_si.SGDClip(0.1, 0.05)
+    opt_s.apply([g], [sparse_v])
+    opt_d.apply([tf.convert_to_tensor(g)], [dense_v])
+    assert float(opt_d.clip_scale.numpy()) < 1  # clipped, so the norm matters
+    np.testing.assert_allclose(float(opt_s.grad_norm.numpy()), float(opt_d.grad_norm.numpy()), rtol=1e-6)
+    np.testing.assert_allclose(sparse_v.numpy(), dense_v.numpy(), rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rate=-1e-3), "learning_rate"),
+        (dict(learning_rate=float("nan")), "learning_rate"),
+        (dict(weight_decay=-0.1), "weight_decay"),
+        (dict(weight_decay=0.0), "weight_decay"),
+        (dict(weight_decay=None), "weight_decay"),
+        (dict(clip_factor=0.0), "clip_factor"),
+        (dict(clip_factor=-2.0), "clip_factor"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(global_clipnorm=1.0), "global_clipnorm"),
+        (dict(exclude_from_weight_decay=["("]), "exclude_from_weight_decay"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_si.SGDClip(**kwargs)
+
+
+def test_weight_decay_zero_allowed_without_clipping():
+    keras_si.SGDClip(0.1, weight_decay=0.0, clip_factor=None)
+
+
+def test_non_float_variables_rejected():
+    opt = keras_si.SGDClip(0.1)
+    with pytest.raises(ValueError, match="int32"):
+        opt.build([keras.Variable(np.ones(3, "float32"), name="w"), keras.Variable(np.ones(3, "int32"), name="steps", trainable=False)])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_non_finite_gradient_skips_step(bad, momentum):
+    xs, grad_seq = make_problem(4, 3, 1.0)
+    opt = keras_si.SGDClip(0.1, weight_decay=0.05, momentum=momentum)
+    variables = [keras.Variable(x, dtype="float32") for x in xs]
+    opt.apply([tf.constant(g, tf.float32) for g in grad_seq[0]], variables)
+    before = [v.numpy() for v in variables]
+    poisoned = [np.array(g) for g in grad_seq[1]]
+    poisoned[1][0, 0] = bad
+    opt.apply([tf.constant(g, tf.float32) for g in poisoned], variables)
+    for v, b in zip(variables, before):
+        np.testing.assert_array_equal(v.numpy(), b)
+    assert float(opt.skipped_steps.numpy()) == 1.0
+    opt.apply([tf.constant(g, tf.float32) for g in grad_seq[2]], variables)
+    assert all(np.all(np.isfinite(v.numpy())) for v in variables)
+    assert not np.allclose(variables[0].numpy(), before[0])
+
+
+# ---------------------------------------------------------------- callback
+def test_monitor_logs_diagnostics():
+    x, y = tu.regression_data(n=64)
+    model = tu.small_model(seed=0)
+    model.compile(optimizer=keras_si.SGDClip(0.5, weight_decay=0.01, clip_factor=0.5), loss="mse")
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[keras_si.SGDClipMonitor()])
+    h = history.history
+    for key in ["weight_norm", "grad_norm", "clip_scale", "eff_lr", "equilibrium_ratio", "clip_rate", "skipped_steps"]:
+        assert key in h, key
+    assert 0.0 <= h["clip_rate"][-1] <= 1.0
+    opt = model.optimizer
+    np.testing.assert_allclose(h["eff_lr"][-1], 0.5 / float(opt.weight_norm.numpy()) ** 2, rtol=1e-5)
+    assert h["clip_rate"][0] > 0  # clip_factor 0.5 clips at the start
+
+
+def test_monitor_requires_sgdclip():
+    model = tu.small_model()
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = tu.regression_data(n=8)
+    with pytest.raises(ValueError, match="no keras_si.SGDClip"):
+        model.fit(x, y, verbose=0, callbacks=[keras_si.SGDClipMonitor()])
