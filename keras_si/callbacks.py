@@ -64,6 +64,10 @@ class SGDClipMonitor(keras.callbacks.Callback):
 
     def _optimizers(self):
         opts = find_optimizers(self.model.optimizer)
+        if not opts and not self.model.optimizer.built:
+            # A MultiOptimizer with a routing callable knows its sub-optimizers
+            # only once built (at the first step); look again then.
+            return []
         if not opts:
             raise ValueError(
                 "SGDClipMonitor found no keras_si.SGDClip in the model's optimizer "

@@ -1,0 +1,131 @@
+"""One optimizer step on BERT-base-shaped variables: keras_si optimizers vs Keras's own.
+
+Every optimizer updates the same ~109M float32 variables with the same
+gradients, one compiled `apply` per call. Optimizers are timed round-robin
+(one call each, repeated), so that a noisy neighbour slows all of them alike;
+the median of the repeats is printed with its ratio to the baseline measured
+in the same run.
+
+    .venv/bin/python benchmarks/optimizer_step.py            # XLA, 7 repeats
+    .venv/bin/python benchmarks/optimizer_step.py --no-xla   # TF graph kernels
+    .venv/bin/python benchmarks/optimizer_step.py --layers 2 --repeats 3   # quick
+
+Also printed: the bytes of per-weight optimizer state ("slot bytes"), i.e. all
+optimizer variables except scalars (iterations, learning rate, diagnostics).
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_si  # noqa: E402
+
+
+def bert_base_shapes(layers=12, hidden=768, intermediate=3072, vocab=30522, positions=512):
+    shapes = [(vocab, hidden), (positions, hidden), (2, hidden), (hidden,), (hidden,)]
+    for _ in range(layers):
+        shapes += [(hidden, hidden), (hidden,)] * 4  # q, k, v, output projections
+        shapes += [(hidden,), (hidden,)]  # attention LayerNorm
+        shapes += [(hidden, intermediate), (intermediate,), (intermediate, hidden), (hidden,)]
+        shapes += [(hidden,), (hidden,)]  # output LayerNorm
+    shapes += [(hidden, hidden), (hidden,)]  # pooler
+    return shapes
+
+
+# (name, factory, baseline name). Toolbox optimizers add their entries here.
+OPTIMIZERS = [
+    ("SGD", lambda: keras.optimizers.SGD(1e-4), "SGD"),
+    ("SGD(global_clipnorm)", lambda: keras.optimizers.SGD(1e-4, global_clipnorm=1.0), "SGD"),
+    ("SGDClip", lambda: keras_si.SGDClip(1e-4, weight_decay=1e-2, clip_factor=2.0), "SGD"),
+    ("SGDClip(momentum=0.9)", lambda: keras_si.SGDClip(1e-4, weight_decay=1e-2, momentum=0.9), "SGD(momentum=0.9)"),
+    ("SGD(momentum=0.9)", lambda: keras.optimizers.SGD(1e-4, momentum=0.9), "SGD"),
+    ("Adam", lambda: keras.optimizers.Adam(1e-6), "SGD"),
+    ("Lamb", lambda: keras.optimizers.Lamb(1e-6), "Adam"),
+]
+
+
+def _add_toolbox_entries():
+    """keras_si's toolbox optimizers, where present in this version."""
+    extra = [
+        ("SGDP", lambda: keras_si.SGDP(1e-4, momentum=0.9, weight_decay=1e-4), "SGD(momentum=0.9)"),
+        ("LARS", lambda: keras_si.LARS(1e-4, momentum=0.9, weight_decay=1e-4), "SGD(momentum=0.9)"),
+        ("AdamP", lambda: keras_si.AdamP(1e-6, weight_decay=1e-4), "Adam"),
+        ("RAdam", lambda: keras_si.RAdam(1e-6), "Adam"),
+        ("AGC(SGD)", lambda: keras_si.AGC(keras.optimizers.SGD(1e-4)), "SGD"),
+    ]
+    names = {"SGDP": "SGDP", "LARS": "LARS", "AdamP": "AdamP", "RAdam": "RAdam", "AGC(SGD)": "AGC"}
+    for name, factory, base in extra:
+        if hasattr(keras_si, names[name]):
+            OPTIMIZERS.append((name, factory, base))
+
+
+def slot_bytes(optimizer):
+    return sum(
+        int(np.prod(v.shape)) * np.dtype(keras.backend.standardize_dtype(v.dtype)).itemsize
+        for v in optimizer.variables
+        if len(v.shape) > 0
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--no-xla", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated names (baselines are added)")
+    args = parser.parse_args()
+    if args.repeats < 5:
+        print(f"note: {args.repeats} repeats; quote medians of >= 5")
+
+    _add_toolbox_entries()
+    entries = OPTIMIZERS
+    if args.only:
+        wanted = set(args.only.split(","))
+        wanted |= {base for name, _, base in entries if name in wanted}
+        wanted |= {base for name, _, base in entries if name in wanted}
+        entries = [e for e in entries if e[0] in wanted]
+
+    shapes = bert_base_shapes(layers=args.layers)
+    rng = np.random.RandomState(0)
+    variables = [keras.Variable(rng.randn(*s).astype("float32") * 0.02, name=f"w{i}") for i, s in enumerate(shapes)]
+    grads = [tf.constant(rng.randn(*s).astype("float32") * 1e-3) for s in shapes]
+    n_params = sum(int(np.prod(s)) for s in shapes)
+    print(f"{n_params / 1e6:.1f}M float32 parameters in {len(shapes)} variables; "
+          f"XLA={'off' if args.no_xla else 'on'}; median of {args.repeats} round-robin repeats; "
+          f"tensorflow {tf.__version__}, keras {keras.__version__}, {os.cpu_count()} CPUs")
+
+    steps = {}
+    optimizers = {}
+    for name, factory, _ in entries:
+        opt = factory()
+        opt.build(variables)
+        optimizers[name] = opt
+        fn = tf.function(lambda g, opt=opt: opt.apply(g, variables), jit_compile=not args.no_xla)
+        fn(grads)  # compile
+        fn(grads)
+        steps[name] = fn
+
+    times = {name: [] for name in steps}
+    for _ in range(args.repeats):
+        for name, fn in steps.items():
+            start = time.perf_counter()
+            fn(grads)
+            float(variables[0][0, 0])  # wait for the step to finish
+            times[name].append(time.perf_counter() - start)
+
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    print(f"{'optimizer':24s} {'median ms':>10s} {'ratio':>7s}  {'vs':20s} {'slot bytes':>14s}")
+    for name, _, base in entries:
+        ratio = med[name] / med[base]
+        print(f"{name:24s} {1e3 * med[name]:10.1f} {ratio:7.2f}x  {base:20s} {slot_bytes(optimizers[name]):14,d}")
+
+
+if __name__ == "__main__":
+    main()
