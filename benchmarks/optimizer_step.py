@@ -10,6 +10,10 @@ in the same run.
     .venv/bin/python benchmarks/optimizer_step.py --no-xla   # TF graph kernels
     .venv/bin/python benchmarks/optimizer_step.py --layers 2 --repeats 3   # quick
 
+With `KERAS_BACKEND=jax` (e.g. on a GPU machine without TensorFlow) the step
+is `jax.jit(optimizer.stateless_apply)` with the state donated, as the JAX
+trainer runs it.
+
 Also printed: the bytes of per-weight optimizer state ("slot bytes"), i.e. all
 optimizer variables except scalars (iterations, learning rate, diagnostics).
 """
@@ -23,7 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import keras_si  # noqa: E402
 
@@ -74,6 +77,45 @@ def slot_bytes(optimizer):
     )
 
 
+def _tf_step(opt, init, grad_values, xla):
+    import tensorflow as tf
+
+    variables = [keras.Variable(v, name=f"w{i}") for i, v in enumerate(init)]
+    grads = [tf.constant(g) for g in grad_values]
+    opt.build(variables)
+    fn = tf.function(lambda g: opt.apply(g, variables), jit_compile=xla)
+
+    def step():
+        fn(grads)
+        float(variables[0][0, 0])  # wait for the step to finish
+
+    step()  # compile
+    step()
+    return step
+
+
+def _jax_step(opt, init, grad_values, xla):
+    import jax
+
+    variables = [keras.Variable(v, name=f"w{i}") for i, v in enumerate(init)]
+    opt.build(variables)
+    state = {
+        "opt": [v.value for v in opt.variables],
+        "vars": [v.value for v in variables],
+    }
+    grads = [jax.numpy.asarray(g) for g in grad_values]
+    fn = jax.jit(opt.stateless_apply, donate_argnums=(0, 2)) if xla else opt.stateless_apply
+
+    def step():
+        new_vars, new_opt = fn(state["opt"], grads, state["vars"])
+        state["vars"], state["opt"] = new_vars, new_opt
+        jax.block_until_ready(state["vars"])
+
+    step()  # compile
+    step()
+    return step
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=12)
@@ -94,30 +136,24 @@ def main():
 
     shapes = bert_base_shapes(layers=args.layers)
     rng = np.random.RandomState(0)
-    variables = [keras.Variable(rng.randn(*s).astype("float32") * 0.02, name=f"w{i}") for i, s in enumerate(shapes)]
-    grads = [tf.constant(rng.randn(*s).astype("float32") * 1e-3) for s in shapes]
+    init = [rng.randn(*s).astype("float32") * 0.02 for s in shapes]
+    grad_values = [rng.randn(*s).astype("float32") * 1e-3 for s in shapes]
     n_params = sum(int(np.prod(s)) for s in shapes)
-    print(f"{n_params / 1e6:.1f}M float32 parameters in {len(shapes)} variables; "
+    backend = keras.backend.backend()
+    print(f"{n_params / 1e6:.1f}M float32 parameters in {len(shapes)} variables; backend {backend}; "
           f"XLA={'off' if args.no_xla else 'on'}; median of {args.repeats} round-robin repeats; "
-          f"tensorflow {tf.__version__}, keras {keras.__version__}, {os.cpu_count()} CPUs")
-
-    steps = {}
-    optimizers = {}
+          f"keras {keras.__version__}, {os.cpu_count()} CPUs")
+    make_step = _tf_step if backend == "tensorflow" else _jax_step
+    optimizers, steps = {}, {}
     for name, factory, _ in entries:
-        opt = factory()
-        opt.build(variables)
-        optimizers[name] = opt
-        fn = tf.function(lambda g, opt=opt: opt.apply(g, variables), jit_compile=not args.no_xla)
-        fn(grads)  # compile
-        fn(grads)
-        steps[name] = fn
+        optimizers[name] = factory()
+        steps[name] = make_step(optimizers[name], init, grad_values, xla=not args.no_xla)
 
     times = {name: [] for name in steps}
     for _ in range(args.repeats):
-        for name, fn in steps.items():
+        for name, step in steps.items():
             start = time.perf_counter()
-            fn(grads)
-            float(variables[0][0, 0])  # wait for the step to finish
+            step()
             times[name].append(time.perf_counter() - start)
 
     med = {name: statistics.median(ts) for name, ts in times.items()}
