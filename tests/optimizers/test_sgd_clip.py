@@ -449,3 +449,28 @@ def test_monitor_requires_sgdclip():
     x, y = tu.regression_data(n=8)
     with pytest.raises(ValueError, match="no keras_si.SGDClip"):
         model.fit(x, y, verbose=0, callbacks=[keras_si.SGDClipMonitor()])
+
+
+def test_loss_scale_factor_gives_the_same_training():
+    make_plain = lambda: keras_si.SGDClip(0.5, weight_decay=0.01, clip_factor=0.5)  # noqa: E731
+    make_scaled = lambda: keras_si.SGDClip(0.5, weight_decay=0.01, clip_factor=0.5, loss_scale_factor=256.0)  # noqa: E731
+    plain, _ = tu.train_weights(make_plain, steps=3)
+    scaled, model = tu.train_weights(make_scaled, steps=3)
+    assert float(model.optimizer.clipped_steps.numpy()) >= 1
+    # A power of two scales float32 exactly; only the unscaling rounds.
+    tu.assert_weights_close(plain, scaled, rtol=1e-6, atol=1e-7)
+
+
+def test_monitor_values_reach_later_callbacks():
+    """Placed before TensorBoard, the values are in the logs TensorBoard gets."""
+    seen = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(dict(logs))
+
+    x, y = tu.regression_data(n=32)
+    model = tu.small_model(seed=0)
+    model.compile(optimizer=keras_si.SGDClip(0.1, weight_decay=0.01), loss="mse")
+    model.fit(x, y, batch_size=16, verbose=0, callbacks=[keras_si.SGDClipMonitor(), Recorder()])
+    assert len(seen) == 2 and "weight_norm" in seen[-1] and "eff_lr" in seen[-1]
