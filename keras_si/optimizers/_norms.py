@@ -13,7 +13,8 @@ of `n` elements into `n / 64` partial sums with *elementwise* adds of 64
 contiguous slices (one fused, parallel pass over the data), and only the small
 remainder goes through the serial reduction. Outside XLA, TensorFlow's own
 kernels are already parallel, and `tf.nn.l2_loss` squares and sums in one pass
-without materialising `x**2`. `benchmarks/optimizer_step.py` measures both.
+without materialising `x**2`; on GPUs and TPUs XLA's own reductions are
+parallel, so the plain reduction is used there. `benchmarks/optimizer_step.py` measures both.
 """
 
 import keras
@@ -32,6 +33,24 @@ def _in_xla_context():
 
     graph = tf.compat.v1.get_default_graph()
     return control_flow_util.GraphOrParentsInXlaContext(graph)
+
+
+def _runs_on_cpu():
+    """True when the computation runs on the CPU (no GPU/TPU to place it on).
+
+    The fold is a remedy for XLA:CPU's serial reductions; on accelerators
+    XLA's reductions are parallel and the fold only adds kernels.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    return True
 
 
 def _folded_sum_of_squares(x):
@@ -67,14 +86,14 @@ def sum_of_squares(x):
             x = x.values
         x = tf.cast(x, tf.float32) if x.dtype != tf.float64 else x
         if _in_xla_context():
-            s = _folded_sum_of_squares(x)
+            s = _folded_sum_of_squares(x) if _runs_on_cpu() else tf.reduce_sum(tf.square(x))
         else:
             s = 2.0 * tf.nn.l2_loss(x)
         return tf.cast(s, tf.float32)
     x = ops.convert_to_tensor(x)
     if x.dtype != "float64":
         x = ops.cast(x, "float32")
-    if backend == "jax":  # always under XLA
+    if backend == "jax" and _runs_on_cpu():  # JAX always compiles with XLA
         return ops.cast(_folded_sum_of_squares(x), "float32")
     return ops.cast(ops.sum(ops.square(x)), "float32")
 

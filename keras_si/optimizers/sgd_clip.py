@@ -173,7 +173,9 @@ class SGDClip(Optimizer):
         if self.momentum:
             m = self._momentums[self._get_variable_index(variable)]
             mu = ops.cast(self.momentum, variable.dtype)
-            step = ops.where(ok > 0, m * mu + ops.convert_to_tensor(gradient), m)
+            # (Variables go through convert_to_tensor: new JAX rejects them in `where`.)
+            m_value = ops.convert_to_tensor(m)
+            step = ops.where(ok > 0, m_value * mu + ops.convert_to_tensor(gradient), m_value)
             self.assign(m, step)
         if _norms.is_sparse(step):
             # Embedding gradients: decay every row, step only the looked-up ones.
