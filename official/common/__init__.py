@@ -1,0 +1,1 @@
+"""Shared pieces of the official/ entry points: distribution strategies, flags."""
