@@ -6,8 +6,16 @@ optimization toolbox around it.
 """
 
 from keras_si import callbacks
+from keras_si import layers
 from keras_si import optimizers
 from keras_si.callbacks import SGDClipMonitor
+from keras_si.invariance import (
+    assert_scale_invariant,
+    check_scale_invariance,
+    homogeneity_report,
+    scale_invariant_optimizer,
+    scale_invariant_variables,
+)
 from keras_si.optimizers import SGDClip
 
 __version__ = "0.1.0"

@@ -1,0 +1,82 @@
+"""The PreNorm scale-invariant encoder block, (2; 2)-homogeneous."""
+
+import keras
+
+from keras_si.layers.attention import SIMultiHeadAttention
+from keras_si.layers.base import mark_scale_invariant
+from keras_si.layers.feedforward import SIFeedForward
+from keras_si.layers.normalization import SI_EPSILON, scale_free_norm
+
+
+@keras.saving.register_keras_serializable(package="keras_si")
+class SIEncoderBlock(keras.layers.Layer):
+    """`h <- h + ATTN(N(h)); h <- h + FF(N(h))` (Li et al., ICML 2022, Figure 5).
+
+    `N` is a LayerNorm without gain and bias: it maps the degree-2 residual
+    stream to degree 0; the scale-invariant attention and the feed-forward
+    block each return degree 2, so every addition adds equal degrees and the
+    block is (2; 2)-homogeneous. Dropout (a constant factor) keeps degrees.
+
+    Args:
+        num_heads: attention heads; the head size is `hidden / num_heads`.
+        intermediate_dim: feed-forward width.
+        dropout: dropout on each branch's output and inside the feed-forward.
+        attention_dropout: dropout on the attention's normalised scores.
+        kernel_initializer: for all kernels.
+        epsilon: the LayerNorms' epsilon (see `keras_si.layers.normalization`).
+
+    Call args:
+        inputs: `[batch, seq, hidden]`; attention_mask: `[batch, seq]` padding
+        mask or `[batch, seq, seq]`, 1 where attention is allowed.
+    """
+
+    def __init__(self, num_heads, intermediate_dim, dropout=0.0, attention_dropout=0.0,
+                 kernel_initializer="glorot_uniform", epsilon=SI_EPSILON, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.epsilon = epsilon
+        self._attention_norm = scale_free_norm("attention_norm", epsilon)
+        self._ffn_norm = scale_free_norm("ffn_norm", epsilon)
+        self._attention = None
+        self._ffn = SIFeedForward(intermediate_dim, dropout=dropout,
+                                  kernel_initializer=self.kernel_initializer, name="ffn")
+        self._dropout = keras.layers.Dropout(dropout)
+        mark_scale_invariant(self)
+
+    def build(self, input_shape):
+        hidden = input_shape[-1]
+        if hidden % self.num_heads:
+            raise ValueError(f"hidden size {hidden} is not divisible by num_heads={self.num_heads}")
+        self._attention = SIMultiHeadAttention(
+            self.num_heads, hidden // self.num_heads, dropout=self.attention_dropout,
+            kernel_initializer=self.kernel_initializer, name="attention",
+        )
+        self._attention_norm.build(input_shape)
+        self._ffn_norm.build(input_shape)
+        self._attention.build(input_shape)
+        self._ffn.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, attention_mask=None, training=None):
+        dtype = inputs.dtype
+        u = keras.ops.cast(self._attention_norm(inputs), dtype)
+        h = inputs + self._dropout(self._attention(u, attention_mask=attention_mask, training=training),
+                                   training=training)
+        u = keras.ops.cast(self._ffn_norm(h), dtype)
+        return h + self._dropout(self._ffn(u, training=training), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads, intermediate_dim=self.intermediate_dim, dropout=self.dropout,
+            attention_dropout=self.attention_dropout, epsilon=self.epsilon,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config

@@ -1,0 +1,1 @@
+"""BERT and SIBERT: models, data and entry points (pretrain, export, finetune)."""

@@ -1,0 +1,84 @@
+"""The pretraining model: an encoder (SIBERT or BERT) with masked-LM and next-sentence heads."""
+
+import keras
+
+from official.nlp.modeling.bert import BertEncoder
+from official.nlp.modeling.configs import EncoderConfig
+from official.nlp.modeling.heads import MaskedLMHead, NextSentenceHead
+from official.nlp.modeling.sibert import SIBertEncoder
+
+MODELS = ("sibert", "bert")
+FEATURES = ("input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions")
+
+
+@keras.saving.register_keras_serializable(package="official")
+class Pretrainer(keras.Model):
+    """Takes BERT's pretraining features, returns `{"mlm": logits, "nsp": logits}` (float32).
+
+    Inputs: a dict of int `[batch, seq]` `input_word_ids`, `input_mask`,
+    `input_type_ids` and `[batch, predictions]` `masked_lm_positions`.
+    Outputs: `mlm` `[batch, predictions, vocab]`, and with `use_nsp`
+    `nsp` `[batch, 2]` (class 1 = segment B is random, as in BERT's records).
+
+    For `model="sibert"` the encoder is the scale-invariant group and the
+    heads are not (their output projection is untied); for `model="bert"`
+    the masked-LM projection is tied to the token embeddings, as in BERT.
+    """
+
+    def __init__(self, model="sibert", config=None, use_nsp=True, **kwargs):
+        super().__init__(**kwargs)
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}. Received: {model!r}")
+        self.model_type = model
+        config = config or EncoderConfig()
+        self.encoder_config = config if isinstance(config, EncoderConfig) else EncoderConfig(**config)
+        self.use_nsp = use_nsp
+        c = self.encoder_config
+        encoder_cls = SIBertEncoder if model == "sibert" else BertEncoder
+        self.encoder = encoder_cls(c, name=f"{model}_encoder")
+        self.mlm_head = MaskedLMHead(c.vocab_size, tied=(model == "bert"), initializer_std=c.initializer_std,
+                                     name="mlm_head")
+        self.nsp_head = NextSentenceHead(c.initializer_std, name="nsp_head") if use_nsp else None
+
+    def build(self, input_shape):
+        ids_shape = tuple(input_shape["input_word_ids"])
+        self.encoder.build({k: ids_shape for k in ("input_word_ids", "input_mask", "input_type_ids")})
+        sequence_shape = ids_shape + (self.encoder_config.hidden_size,)
+        self.mlm_head.build(sequence_shape, tuple(input_shape["masked_lm_positions"]))
+        if self.nsp_head is not None:
+            self.nsp_head.build(sequence_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        missing = [k for k in FEATURES if k not in inputs]
+        if missing:
+            raise ValueError(f"Pretrainer inputs lack {missing}; expected the features {list(FEATURES)}.")
+        sequence = self.encoder(
+            {k: inputs[k] for k in ("input_word_ids", "input_mask", "input_type_ids")}, training=training
+        )
+        table = self.encoder.word_embeddings if self.model_type == "bert" else None
+        outputs = {"mlm": self.mlm_head(sequence, inputs["masked_lm_positions"], table)}
+        if self.use_nsp:
+            outputs["nsp"] = self.nsp_head(sequence)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(model=self.model_type, config=self.encoder_config.to_dict(), use_nsp=self.use_nsp)
+        return config
+
+
+def dummy_features(batch_size, seq_length, predictions, vocab_size, seed=0):
+    """Random but well-formed pretraining features (for building and tests)."""
+    import numpy as np
+
+    rng = np.random.RandomState(seed)
+    lengths = rng.randint(seq_length // 2, seq_length + 1, size=batch_size)
+    mask = (np.arange(seq_length)[None, :] < lengths[:, None]).astype("int32")
+    ids = rng.randint(5, vocab_size, size=(batch_size, seq_length)).astype("int32") * mask
+    types = ((np.arange(seq_length)[None, :] >= lengths[:, None] // 2) * mask).astype("int32")
+    positions = np.sort(
+        np.stack([rng.choice(np.arange(1, lengths[i]), size=predictions, replace=False) for i in range(batch_size)]),
+        axis=1,
+    ).astype("int32")
+    return {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types, "masked_lm_positions": positions}
