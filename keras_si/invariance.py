@@ -29,6 +29,20 @@ def _all_layers(model):
     return model._flatten_layers(include_self=True, recursive=True)
 
 
+def _layer_names(model):
+    """Qualified names ("encoder/layer_0/attention") of the model's sub-layers."""
+    names = {}
+
+    def walk(layer, prefix):
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            if id(child) not in names:
+                names[id(child)] = f"{prefix}{child.name}"
+                walk(child, f"{prefix}{child.name}/")
+
+    walk(model, "")
+    return names
+
+
 def scale_invariant_variables(model):
     """Splits `model.trainable_variables` into (scale-invariant group, the rest).
 
@@ -176,6 +190,7 @@ def homogeneity_report(model, inputs, variables=None, c=10.0, training=False):
     """
     variables = _group(model, inputs, variables, training)
     layers = [layer for layer in _all_layers(model) if layer is not model]
+    names = _layer_names(model)
     norms = {}
     order = []
     for scale in (1.0, c, 1.0 / c):
@@ -197,7 +212,7 @@ def homogeneity_report(model, inputs, variables=None, c=10.0, training=False):
             up = math.log(n[c] / n[1.0]) / math.log(c)
             down = math.log(n[1.0] / n[1.0 / c]) / math.log(c)
         rows.append({
-            "path": getattr(layer, "path", layer.name),
+            "path": names.get(id(layer), layer.name),
             "class": type(layer).__name__,
             "call": key[1],
             "degree_up": up,
