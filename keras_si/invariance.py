@@ -229,12 +229,16 @@ class HomogeneityReport:
         self.rows = rows
         self.c = c
 
-    def degree(self, path_substring, call=0):
-        """The measured degree (c side) of the first layer whose path contains the string."""
-        for row in self.rows:
-            if path_substring in row["path"] and row["call"] == call:
+    def degree(self, path, call=0):
+        """The measured degree (c side) of the layer at `path` (else the first whose path ends with it)."""
+        rows = [r for r in self.rows if r["call"] == call]
+        for row in rows:
+            if row["path"] == path:
                 return row["degree_up"]
-        raise KeyError(path_substring)
+        for row in rows:
+            if row["path"].endswith(path):
+                return row["degree_up"]
+        raise KeyError(path)
 
     def __str__(self):
         width = max([len(r["path"]) for r in self.rows] + [5])
