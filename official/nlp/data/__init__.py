@@ -1,0 +1,1 @@
+"""Text -> WordPiece vocabulary -> TFRecords (or dynamic masking) -> tf.data for pretraining."""
