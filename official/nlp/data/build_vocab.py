@@ -11,26 +11,13 @@ import os
 
 from absl import app, flags
 
+from official.nlp.data.files import expand_globs
+
 flags.DEFINE_list("input_files", None, "Text files (globs allowed), one sentence per line.")
 flags.DEFINE_string("vocab_file", None, "Where to write the vocabulary.")
 flags.DEFINE_integer("vocab_size", 8000, "Target vocabulary size (the learner may return a few fewer).")
 flags.DEFINE_integer("max_lines", 0, "Use only the first N lines (0 = all).")
 FLAGS = flags.FLAGS
-
-
-def expand_globs(patterns, what="--input_files"):
-    """Expands globs; a missing or empty glob is an error naming it."""
-    import tensorflow as tf
-
-    if not patterns:
-        raise ValueError(f"{what} is empty.")
-    files = []
-    for pattern in patterns:
-        matched = sorted(tf.io.gfile.glob(pattern))
-        if not matched:
-            raise ValueError(f"{what}: no file matches {pattern!r}.")
-        files.extend(matched)
-    return files
 
 
 def learn_vocab(files, vocab_size, max_lines=0):
