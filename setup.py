@@ -38,6 +38,7 @@ setup(
             "tensorflow-datasets>=4.9,<4.10",
             "importlib_resources",  # needed by tensorflow-datasets, not declared by it
             "absl-py",
+            "tensorboard",  # summaries; tensorflow 2.21 no longer installs it
         ],
         "test": ["pytest"],
     },

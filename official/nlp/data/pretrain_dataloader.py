@@ -5,7 +5,7 @@ Both yield `(inputs, labels, sample_weights)` for `model.fit` of
 
     inputs  = {input_word_ids, input_mask, input_type_ids, masked_lm_positions}   int32
     labels  = {"mlm": masked_lm_ids [batch, P], "nsp": next_sentence_labels [batch]}
-    weights = {"mlm": masked_lm_weights [batch, P]}
+    weights = {"mlm": masked_lm_weights [batch, P], "nsp": ones [batch]}
 
 Features are int32 (TPUs support no int64 on device) and batches have a
 static shape (`drop_remainder=True`), as TPUs require. Under a
@@ -65,8 +65,10 @@ def to_model_inputs(features, vocab_size=None):
         with tf.control_dependencies([check]):
             features["input_word_ids"] = tf.identity(ids)
     inputs = {k: features[k] for k in ("input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions")}
-    labels = {"mlm": features["masked_lm_ids"], "nsp": tf.reshape(features["next_sentence_labels"], [-1])}
-    return inputs, labels, {"mlm": features["masked_lm_weights"]}
+    nsp = tf.reshape(features["next_sentence_labels"], [-1])
+    labels = {"mlm": features["masked_lm_ids"], "nsp": nsp}
+    # Keras wants a weight for every output once one has weights.
+    return inputs, labels, {"mlm": features["masked_lm_weights"], "nsp": tf.ones_like(nsp, tf.float32)}
 
 
 def tfrecord_dataset(file_patterns, batch_size, max_seq_length, max_predictions_per_seq, is_training=True,

@@ -1,0 +1,147 @@
+"""Exports a pretrainer as one SavedModel: tokenizer, vocabulary (an asset) and weights.
+
+    python -m official.nlp.export --model_dir=runs/demo --export_dir=runs/demo/export
+
+Signatures:
+- `serving_default` (`serve_text`): `text` string `[batch]` -> the masked-LM
+  predictions at every `[MASK]` in the text (`predicted_ids`,
+  `predicted_tokens`, `masked_positions`, `num_masks`) and the encoder's
+  `sequence_output`. The text is lower-cased and WordPiece-tokenized inside
+  the graph; `[CLS] text [SEP]`, padded or truncated to `max_seq_length`.
+- `serve_ids`: the model's own int32 inputs -> `mlm_logits`, `nsp_logits`,
+  `sequence_output`.
+
+Reload with `tf.saved_model.load(path)`; no keras_si or official import is
+needed to serve it.
+"""
+
+import os
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+from absl import app, flags
+
+from official.nlp.data.vocab import UNK, Vocab
+
+
+class PretrainerServing(tf.Module):
+    def __init__(self, model, vocab_file, max_seq_length, max_predictions):
+        super().__init__()
+        vocab = Vocab(vocab_file)  # checks the special tokens
+        self.model = model
+        self.vocab_asset = tf.saved_model.Asset(vocab_file)
+        self.max_seq_length = max_seq_length
+        self.max_predictions = max_predictions
+        self.cls_id, self.sep_id, self.mask_id, self.pad_id = vocab.cls_id, vocab.sep_id, vocab.mask_id, vocab.pad_id
+        ids = tf.lookup.StaticVocabularyTable(
+            tf.lookup.TextFileInitializer(self.vocab_asset, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                                          tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
+            num_oov_buckets=1)
+        self.tokens = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(self.vocab_asset, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                                          tf.string, tf.lookup.TextFileIndex.WHOLE_LINE), default_value=UNK)
+        self.tokenizer = tf_text.BertTokenizer(ids, token_out_type=tf.int64, lower_case=True, unknown_token=UNK,
+                                               preserve_unused_token=True)
+
+    def _encode(self, text):
+        tokens = self.tokenizer.tokenize(text).merge_dims(-2, -1)
+        tokens = tokens[:, : self.max_seq_length - 2]
+        n = tf.shape(text)[0]
+        cls = tf.fill([n, 1], tf.constant(self.cls_id, tf.int64))
+        sep = tf.fill([n, 1], tf.constant(self.sep_id, tf.int64))
+        ids = tf.concat([cls, tokens, sep], axis=1)
+        ids = ids.to_tensor(default_value=self.pad_id, shape=[None, self.max_seq_length])
+        ids = tf.cast(ids, tf.int32)
+        mask = tf.cast(ids != self.pad_id, tf.int32)
+        is_mask = ids == self.mask_id
+        positions = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(self.max_seq_length), tf.shape(ids)), is_mask)
+        positions = positions[:, : self.max_predictions].to_tensor(default_value=0, shape=[None, self.max_predictions])
+        return {"input_word_ids": ids, "input_mask": mask, "input_type_ids": tf.zeros_like(ids),
+                "masked_lm_positions": positions}, tf.minimum(tf.reduce_sum(tf.cast(is_mask, tf.int32), 1),
+                                                              self.max_predictions)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_text(self, text):
+        inputs, num_masks = self._encode(text)
+        out = self.model(inputs, training=False)
+        predicted = tf.argmax(out["mlm"], axis=-1)
+        return {
+            "predicted_ids": tf.cast(predicted, tf.int32),
+            "predicted_tokens": self.tokens.lookup(predicted),
+            "masked_positions": inputs["masked_lm_positions"],
+            "num_masks": num_masks,
+            "sequence_output": tf.cast(self.model.encoder({k: inputs[k] for k in
+                                                           ("input_word_ids", "input_mask", "input_type_ids")},
+                                                          training=False), tf.float32),
+        }
+
+    def serve_ids_fn(self):
+        spec = {k: tf.TensorSpec([None, self.max_seq_length], tf.int32, name=k)
+                for k in ("input_word_ids", "input_mask", "input_type_ids")}
+        spec["masked_lm_positions"] = tf.TensorSpec([None, self.max_predictions], tf.int32,
+                                                    name="masked_lm_positions")
+
+        @tf.function(input_signature=[spec])
+        def serve_ids(inputs):
+            out = self.model(inputs, training=False)
+            result = {"mlm_logits": out["mlm"], "sequence_output": tf.cast(self.model.encoder(
+                {k: inputs[k] for k in ("input_word_ids", "input_mask", "input_type_ids")}, training=False),
+                tf.float32)}
+            if "nsp" in out:
+                result["nsp_logits"] = out["nsp"]
+            return result
+
+        return serve_ids
+
+
+def export_pretrainer(model, vocab_file, export_dir, max_seq_length, max_predictions_per_seq):
+    """Writes the SavedModel to `export_dir` (to a temporary name first, then renamed)."""
+    module = PretrainerServing(model, vocab_file, max_seq_length, max_predictions_per_seq)
+    serve_ids = module.serve_ids_fn()
+    module.serve_ids = serve_ids
+    tmp = export_dir.rstrip("/") + ".tmp"
+    if tf.io.gfile.exists(tmp):
+        tf.io.gfile.rmtree(tmp)
+    tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve_text, "serve_ids": serve_ids})
+    if tf.io.gfile.exists(export_dir):
+        tf.io.gfile.rmtree(export_dir)
+    tf.io.gfile.rename(tmp, export_dir)
+    return export_dir
+
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    """Exports the latest checkpoint of a run, rebuilding the model from the flags saved beside it."""
+    del argv
+    import json
+
+    from official.common import checkpointing
+    from official.nlp import pretrain
+
+    flagfile = os.path.join(FLAGS.model_dir, "flags.json")
+    if not tf.io.gfile.exists(flagfile):
+        raise app.UsageError(f"{flagfile} not found: is --model_dir a pretraining run directory?")
+    with tf.io.gfile.GFile(flagfile) as fh:
+        saved = json.load(fh)
+
+    class F:  # the run's flags
+        pass
+
+    for k, v in saved.items():
+        setattr(F, k, v)
+    model = pretrain.compile_model(pretrain.build_model(F, len(Vocab(F.vocab_file))), F)
+    if checkpointing.CheckpointManager(model, FLAGS.model_dir).restore_latest() == 0:
+        raise app.UsageError(f"No checkpoint in {FLAGS.model_dir}.")
+    out = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
+    export_pretrainer(model, F.vocab_file, out, F.max_seq_length, F.max_predictions_per_seq)
+    print(f"Exported {FLAGS.model_dir} to {out}")
+
+
+if __name__ == "__main__":
+    # --model_dir and --export_dir are pretrain.py's flags (imported here, defined once).
+    from official.nlp import pretrain  # noqa: F401
+
+    flags.mark_flags_as_required(["model_dir"])
+    app.run(main)

@@ -1,0 +1,74 @@
+"""The optimizers of pretraining: the paper's for SIBERT, the Model Garden's for BERT."""
+
+import keras
+
+import keras_si
+
+
+def sibert_optimizer(model, train_steps, learning_rate=8e-4, weight_decay=1e-2, clip_factor=2.0,
+                     head_learning_rate=8e-4, head_warmup_steps=10000, decay_at=(0.6, 0.9)):
+    """SGDClip on the scale-invariant encoder, Lamb on the heads (Li et al., ICML 2022, Section 5).
+
+    Encoder: constant learning rate, no warm-up, divided by 10 at each
+    fraction of `train_steps` in `decay_at` (the paper: 60% and 90%).
+    Heads: Lamb with linear warm-up then linear decay to 0.
+    """
+    boundaries = [int(f * train_steps) for f in decay_at]
+    values = [learning_rate * 0.1**i for i in range(len(boundaries) + 1)]
+    si_lr = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else learning_rate
+    head_lr = keras_si.schedules.LinearWarmup(
+        keras.optimizers.schedules.PolynomialDecay(head_learning_rate, max(train_steps, 1), 0.0),
+        warmup_steps=min(head_warmup_steps, train_steps),
+    )
+    encoder = keras_si.SGDClip(si_lr, weight_decay=weight_decay, clip_factor=clip_factor, name="encoder_sgdclip")
+    head = keras.optimizers.Lamb(head_lr, name="head_lamb")
+    return keras_si.scale_invariant_optimizer(model, encoder, head)
+
+
+def bert_optimizer(train_steps, learning_rate=1e-4, weight_decay=1e-2, warmup_steps=10000):
+    """AdamW, linear warm-up then linear decay, no decay of LayerNorm and biases (as the Model Garden)."""
+    lr = keras_si.schedules.LinearWarmup(
+        keras.optimizers.schedules.PolynomialDecay(learning_rate, max(train_steps, 1), 0.0),
+        warmup_steps=min(warmup_steps, train_steps),
+    )
+    opt = keras.optimizers.AdamW(lr, weight_decay=weight_decay, epsilon=1e-6)
+    opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return opt
+
+
+def pretraining_losses():
+    """Masked-LM loss averaged over the real predictions (weights), plus next-sentence loss."""
+    return {
+        "mlm": keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+        "nsp": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    }
+
+
+def pretraining_metrics():
+    """(metrics, weighted_metrics) for compile: MLM accuracy over real predictions, NSP accuracy."""
+    return ({"nsp": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
+            {"mlm": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
+
+
+def current_learning_rates(optimizer):
+    """{name: current learning rate} of an optimizer or of each sub-optimizer (for logging)."""
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:
+        return current_learning_rates(inner)
+    if isinstance(optimizer, keras.optimizers.MultiOptimizer):
+        rates = {}
+        for opt in optimizer.optimizers:
+            rates.update(current_learning_rates(opt))
+        return rates
+    lr = optimizer._get_current_learning_rate()
+    return {f"lr/{optimizer.name}": float(keras.ops.convert_to_numpy(lr))}
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the current learning rate(s) to the logs (progress bar, TensorBoard)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs is not None and self.model.optimizer.built:
+            logs.update(current_learning_rates(self.model.optimizer))
+
+    on_epoch_end = on_train_batch_end

@@ -1,0 +1,262 @@
+"""Pretrains SIBERT or BERT with masked LM (+ next sentence) in Keras `model.fit`.
+
+    # The embedded demo: SIBERT-tiny on the shipped corpus (no download), CPU.
+    python -m official.nlp.pretrain --model=sibert --config=tiny \
+        --text_files=official/nlp/corpus/train.txt --model_dir=runs/demo
+
+    # From TFRecords written by official.nlp.data.create_pretraining_data.
+    python -m official.nlp.pretrain --model=sibert --config=base \
+        --input_files='gs://bucket/data/*.tfrecord' --strategy=tpu --tpu=local ...
+
+Data: `--input_files` (TFRecords, static masks), or raw text with dynamic
+masking from `--text_files` or a prepared TFDS dataset (`--tfds_name`).
+Training: SIBERT as in the paper (encoder on SGDClip, heads on Lamb), BERT on
+AdamW (see `official.nlp.optimization`). Every `--steps_per_epoch` steps a
+checkpoint is written to `--model_dir` (the last `--max_checkpoints` kept) and
+TensorBoard logs to `--model_dir/logs`; a restarted run resumes from the
+latest checkpoint, on the same data position. At the end the model is
+exported as a SavedModel (`official.nlp.export`).
+"""
+
+import json
+import math
+import os
+import time
+
+from absl import app, flags, logging
+
+flags.DEFINE_enum("model", "sibert", ["sibert", "bert"], "Which encoder to pretrain.")
+flags.DEFINE_enum("config", "tiny", ["tiny", "mini", "small", "medium", "base", "large"], "Size preset.")
+flags.DEFINE_string("vocab_file", "official/nlp/corpus/vocab.txt", "WordPiece vocabulary.")
+flags.DEFINE_list("input_files", None, "TFRecord files or globs (static masking).")
+flags.DEFINE_list("text_files", None, "Text files (one sentence per line, blank line between documents).")
+flags.DEFINE_string("tfds_name", None, "A TFDS text dataset (prepared beforehand; never downloaded).")
+flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory.")
+flags.DEFINE_string("tfds_split", "train", "TFDS split.")
+flags.DEFINE_string("tfds_text_key", "text", "The TFDS feature holding a document's text.")
+flags.DEFINE_list("eval_text_files", None, "Held-out text for MLM accuracy before and after training.")
+flags.DEFINE_integer("eval_batches", 8, "Held-out batches to evaluate.")
+flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                  "tf.distribute strategy.")
+flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('local' on a TPU VM).")
+flags.DEFINE_integer("num_gpus", None, "GPUs for --strategy=mirrored (default: all).")
+flags.DEFINE_integer("global_batch_size", 32, "Batch size summed over replicas.")
+flags.DEFINE_integer("max_seq_length", 128, "Sequence length.")
+flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence.")
+flags.DEFINE_float("masked_lm_prob", 0.15, "Masking rate (text input).")
+flags.DEFINE_integer("train_steps", 1000, "Optimizer steps in total.")
+flags.DEFINE_integer("steps_per_epoch", 100, "Steps between checkpoints (and epoch ends on the progress bar).")
+flags.DEFINE_integer("steps_per_execution", 1, "Steps per tf.function call.")
+flags.DEFINE_integer("max_checkpoints", 3, "Checkpoints kept.")
+flags.DEFINE_float("learning_rate", None, "Encoder learning rate (default: 8e-4 SIBERT/SGDClip, 1e-4 BERT/AdamW).")
+flags.DEFINE_float("head_learning_rate", 8e-4, "SIBERT heads' Lamb learning rate.")
+flags.DEFINE_integer("warmup_steps", 10000, "Linear warm-up steps (SIBERT heads; BERT).")
+flags.DEFINE_float("weight_decay", 1e-2, "Weight decay.")
+flags.DEFINE_float("clip_factor", 2.0, "SGDClip's clip factor sqrt(C); <= 0 turns clipping off.")
+flags.DEFINE_list("lr_decay_at", ["0.6", "0.9"], "SIBERT: fractions of train_steps where the LR drops 10x.")
+flags.DEFINE_float("init_scale", 1.0, "Multiplies the initializer std (0.02).")
+flags.DEFINE_enum("mixed_precision_policy", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
+                  "Keras dtype policy.")
+flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA compilation of the train step.")
+flags.DEFINE_integer("seed", 0, "Random seed (weights, data order, masks).")
+flags.DEFINE_bool("deterministic", False, "Deterministic ops (a resumed run then matches an uninterrupted one).")
+flags.DEFINE_string("model_dir", None, "Checkpoints, logs and the export go here.")
+flags.DEFINE_string("export_dir", None, "SavedModel directory (default: <model_dir>/export).")
+flags.DEFINE_bool("export", True, "Export a SavedModel at the end.")
+flags.DEFINE_integer("verbose", 1, "Keras fit verbosity (1 = progress bar).")
+FLAGS = flags.FLAGS
+FLAG_NAMES = [
+    "model", "config", "vocab_file", "max_seq_length", "max_predictions_per_seq", "train_steps", "learning_rate",
+    "head_learning_rate", "warmup_steps", "weight_decay", "clip_factor", "lr_decay_at", "init_scale",
+    "steps_per_execution", "jit_compile", "global_batch_size", "seed",
+]
+
+
+def validate_flags(f):
+    """Raises a ValueError naming the flag for out-of-range or inconsistent values."""
+    from official.nlp.data.instances import check_lengths
+
+    sources = [bool(f.input_files), bool(f.text_files), bool(f.tfds_name)]
+    if sum(sources) != 1:
+        raise ValueError("Give exactly one of --input_files, --text_files or --tfds_name.")
+    if not f.model_dir:
+        raise ValueError("--model_dir is required.")
+    check_lengths(f.max_seq_length, f.max_predictions_per_seq, f.masked_lm_prob)
+    for name in ("global_batch_size", "train_steps", "steps_per_epoch", "steps_per_execution", "max_checkpoints",
+                 "eval_batches"):
+        if getattr(f, name) < 1:
+            raise ValueError(f"--{name} must be >= 1. Received: {getattr(f, name)}")
+    if f.steps_per_epoch % f.steps_per_execution:
+        raise ValueError(f"--steps_per_epoch={f.steps_per_epoch} must be a multiple of "
+                         f"--steps_per_execution={f.steps_per_execution}.")
+    for name in ("learning_rate", "head_learning_rate", "init_scale"):
+        value = getattr(f, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"--{name} must be > 0. Received: {value}")
+    if f.weight_decay < 0:
+        raise ValueError(f"--weight_decay must be >= 0. Received: {f.weight_decay}")
+    if f.warmup_steps < 0:
+        raise ValueError(f"--warmup_steps must be >= 0. Received: {f.warmup_steps}")
+    decay_at = [float(x) for x in f.lr_decay_at]
+    if any(not 0 < x < 1 for x in decay_at) or decay_at != sorted(decay_at):
+        raise ValueError(f"--lr_decay_at must be increasing fractions in (0, 1). Received: {f.lr_decay_at}")
+    if f.strategy == "tpu" and not f.tpu:
+        raise ValueError("--strategy=tpu needs --tpu ('local' on a TPU VM, or the TPU's name or address).")
+    if f.strategy != "tpu" and f.tpu:
+        raise ValueError(f"--tpu is only used with --strategy=tpu (got --strategy={f.strategy}).")
+    if f.model == "sibert" and f.clip_factor > 0 and f.weight_decay == 0:
+        raise ValueError("SIBERT with --clip_factor > 0 needs --weight_decay > 0 (the clip threshold would be 0).")
+
+
+def make_dataset(f, strategy, vocab, eval_data=False):
+    import tensorflow as tf
+
+    from official.nlp.data import pretrain_dataloader as loader
+
+    def dataset_fn(ctx):
+        batch = ctx.get_per_replica_batch_size(f.global_batch_size) if ctx else f.global_batch_size
+        if f.input_files:
+            return loader.tfrecord_dataset(f.input_files, batch, f.max_seq_length, f.max_predictions_per_seq,
+                                           is_training=True, seed=f.seed, input_context=ctx, vocab_size=len(vocab))
+        docs = loader.load_documents(f.text_files, f.tfds_name, f.tfds_data_dir, f.tfds_split, f.tfds_text_key)
+        return loader.text_dataset(docs, vocab, batch, f.max_seq_length, f.max_predictions_per_seq,
+                                   f.masked_lm_prob, seed=f.seed, input_context=ctx)
+
+    return dataset_fn
+
+
+def eval_dataset(f, vocab):
+    from official.nlp.data import pretrain_dataloader as loader
+
+    docs = loader.load_documents(f.eval_text_files)
+    # A fixed seed: the same held-out masks before and after training.
+    ds = loader.text_dataset(docs, vocab, f.global_batch_size, f.max_seq_length, f.max_predictions_per_seq,
+                             f.masked_lm_prob, seed=1234)
+    return ds.take(f.eval_batches).cache()
+
+
+def build_model(f, vocab_size):
+    from official.nlp import modeling
+
+    config = modeling.get_config(f.config, vocab_size=vocab_size,
+                                 max_position_embeddings=max(512, f.max_seq_length),
+                                 initializer_std=0.02 * f.init_scale)
+    model = modeling.Pretrainer(f.model, config)
+    model(modeling.dummy_features(2, f.max_seq_length, f.max_predictions_per_seq, vocab_size))
+    return model
+
+
+def compile_model(model, f):
+    from official.nlp import optimization
+
+    if f.model == "sibert":
+        optimizer = optimization.sibert_optimizer(
+            model, f.train_steps, learning_rate=f.learning_rate or 8e-4, weight_decay=f.weight_decay,
+            clip_factor=f.clip_factor if f.clip_factor > 0 else None, head_learning_rate=f.head_learning_rate,
+            head_warmup_steps=f.warmup_steps, decay_at=[float(x) for x in f.lr_decay_at],
+        )
+    else:
+        optimizer = optimization.bert_optimizer(f.train_steps, f.learning_rate or 1e-4, f.weight_decay,
+                                                f.warmup_steps)
+    metrics, weighted = optimization.pretraining_metrics()
+    jit = {"auto": "auto", "true": True, "false": False}[f.jit_compile]
+    model.compile(optimizer=optimizer, loss=optimization.pretraining_losses(), metrics=metrics,
+                  weighted_metrics=weighted, steps_per_execution=f.steps_per_execution, jit_compile=jit)
+    return model
+
+
+def mlm_accuracy(model, dataset):
+    results = model.evaluate(dataset, verbose=0, return_dict=True)
+    return results.get("mlm_accuracy", float("nan")), results.get("mlm_loss", float("nan"))
+
+
+def run(f):
+    import keras
+    import tensorflow as tf
+
+    import keras_si
+    from official.common import checkpointing, distribute_utils
+    from official.nlp import optimization
+    from official.nlp.data.vocab import Vocab
+
+    validate_flags(f)
+    vocab = Vocab(f.vocab_file)
+    keras.utils.set_random_seed(f.seed)
+    if f.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(f.mixed_precision_policy)
+    tf.io.gfile.makedirs(f.model_dir)
+    with tf.io.gfile.GFile(os.path.join(f.model_dir, "flags.json"), "w") as out:  # for export and resumes
+        json.dump({name: getattr(f, name) for name in FLAG_NAMES}, out, indent=2)
+    strategy = distribute_utils.get_strategy(f.strategy, tpu=f.tpu, num_gpus=f.num_gpus)
+    logging.info("Strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    if f.global_batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--global_batch_size={f.global_batch_size} is not divisible by the "
+                         f"{strategy.num_replicas_in_sync} replicas.")
+
+    with strategy.scope():
+        model = compile_model(build_model(f, len(vocab)), f)
+        manager = checkpointing.CheckpointManager(model, f.model_dir, max_to_keep=f.max_checkpoints)
+        initial_step = manager.restore_latest()
+    if initial_step % f.steps_per_epoch:
+        raise ValueError(f"The latest checkpoint in {f.model_dir} is at step {initial_step}, not a multiple of "
+                         f"--steps_per_epoch={f.steps_per_epoch}: resume with the flags it was written with.")
+    if initial_step:
+        print(f"Resuming from {manager.latest} (step {initial_step}).")
+
+    dataset_fn = make_dataset(f, strategy, vocab)
+    if strategy.num_replicas_in_sync > 1 or f.strategy in ("multi_worker_mirrored", "tpu"):
+        def skipped(ctx):
+            return dataset_fn(ctx).skip(initial_step)
+
+        train_data = strategy.distribute_datasets_from_function(skipped)
+    else:
+        # The same batches as an uninterrupted run: skip those already trained on.
+        train_data = dataset_fn(None).skip(initial_step)
+
+    eval_data = eval_dataset(f, vocab) if f.eval_text_files else None
+    before = None
+    if eval_data is not None and initial_step == 0:
+        before = mlm_accuracy(model, eval_data)
+        print(f"Held-out MLM accuracy before training: {before[0]:.4f} (loss {before[1]:.3f})")
+
+    callbacks = [optimization.LearningRateLogger(), checkpointing.CheckpointCallback(manager)]
+    if f.model == "sibert":
+        callbacks.insert(0, keras_si.SGDClipMonitor())
+    callbacks.append(keras.callbacks.TensorBoard(os.path.join(f.model_dir, "logs"), update_freq=f.steps_per_epoch))
+    epochs = math.ceil(f.train_steps / f.steps_per_epoch)
+    start = time.time()
+    history = model.fit(train_data, epochs=epochs, initial_epoch=initial_step // f.steps_per_epoch,
+                        steps_per_epoch=f.steps_per_epoch, callbacks=callbacks, verbose=f.verbose)
+    elapsed = time.time() - start
+    trained = (epochs - initial_step // f.steps_per_epoch) * f.steps_per_epoch
+    summary = {"steps": trained, "seconds": elapsed,
+               "sequences_per_second": trained * f.global_batch_size / max(elapsed, 1e-9),
+               "final": {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}}
+    if eval_data is not None:
+        after = mlm_accuracy(model, eval_data)
+        summary["heldout_mlm_accuracy"] = {"before": before[0] if before else None, "after": after[0]}
+        print(f"Held-out MLM accuracy after training: {after[0]:.4f} (loss {after[1]:.3f})"
+              + (f"; before: {before[0]:.4f}" if before else ""))
+    if f.export:
+        from official.nlp import export
+
+        export_dir = f.export_dir or os.path.join(f.model_dir, "export")
+        export.export_pretrainer(model, f.vocab_file, export_dir, f.max_seq_length, f.max_predictions_per_seq)
+        summary["export_dir"] = export_dir
+        print(f"Exported a SavedModel to {export_dir}")
+    with tf.io.gfile.GFile(os.path.join(f.model_dir, "summary.json"), "w") as out:
+        json.dump(summary, out, indent=2)
+    return model, summary
+
+
+def main(argv):
+    del argv
+    try:
+        run(FLAGS)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+
+
+if __name__ == "__main__":
+    app.run(main)
