@@ -63,7 +63,8 @@ def serialize(features):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values.tolist()))
 
     example = tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in features.items()}))
-    return example.SerializeToString()
+    # deterministic=True sorts the feature map: byte-identical output in every process.
+    return example.SerializeToString(deterministic=True)
 
 
 def _process_file(job):
