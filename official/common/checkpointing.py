@@ -17,11 +17,20 @@ import tensorflow as tf
 
 
 def make_checkpoint(model):
-    """A `tf.train.Checkpoint` of the model's weights and its optimizer state."""
+    """A `tf.train.Checkpoint` of all the model's and its optimizer's state.
+
+    Saved as two flat, ordered lists: `model.variables` (weights and the
+    dropout seed generators' states, so a resumed run draws the same dropout
+    masks) and `optimizer.variables` (with a `MultiOptimizer`, every
+    sub-optimizer's slots and counters, which the object graph of
+    `tf.train.Checkpoint(optimizer=...)` does not reach in Keras 3.15). Both
+    orders are fixed by the model's construction.
+    """
     if model.optimizer is not None and not model.optimizer.built:
         # Build the slots now so that restoring fills them (not a deferred restore).
         model.optimizer.build(model.trainable_variables)
-    return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    return tf.train.Checkpoint(model_variables=list(model.variables),
+                               optimizer_variables=list(model.optimizer.variables))
 
 
 class CheckpointManager:
@@ -49,7 +58,7 @@ class CheckpointManager:
         path = self.manager.latest_checkpoint
         if path is None:
             return 0
-        self.checkpoint.restore(path).assert_existing_objects_matched()
+        self.checkpoint.restore(path).assert_consumed()
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def save(self, step):

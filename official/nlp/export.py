@@ -40,11 +40,16 @@ class PretrainerServing(tf.Module):
         self.tokens = tf.lookup.StaticHashTable(
             tf.lookup.TextFileInitializer(self.vocab_asset, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
                                           tf.string, tf.lookup.TextFileIndex.WHOLE_LINE), default_value=UNK)
-        self.tokenizer = tf_text.BertTokenizer(ids, token_out_type=tf.int64, lower_case=True, unknown_token=UNK,
-                                               preserve_unused_token=True)
+        self.tokenizer = tf_text.BertTokenizer(ids, token_out_type=tf.int64, lower_case=True, unknown_token=UNK)
 
     def _encode(self, text):
-        tokens = self.tokenizer.tokenize(text).merge_dims(-2, -1)
+        # The WordPiece tokenizer would split "[MASK]" into "[", "mask", "]": tokenize the
+        # pieces between the masks and put the [MASK] id back between them.
+        parts = tf.strings.split(text, sep="[MASK]")
+        pieces = self.tokenizer.tokenize(parts.flat_values).merge_dims(-2, -1)
+        mask = tf.fill([tf.shape(parts.flat_values)[0], 1], tf.constant(self.mask_id, tf.int64))
+        pieces = tf.concat([pieces, mask], axis=1)
+        tokens = tf.RaggedTensor.from_row_lengths(pieces, parts.row_lengths()).merge_dims(1, 2)[:, :-1]
         tokens = tokens[:, : self.max_seq_length - 2]
         n = tf.shape(text)[0]
         cls = tf.fill([n, 1], tf.constant(self.cls_id, tf.int64))

@@ -1,0 +1,118 @@
+"""The pretraining entry point: flags, an end-to-end run, export/serve, resume after SIGKILL."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from official.nlp import pretrain
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CORPUS = os.path.join(ROOT, "official", "nlp", "corpus")
+
+SMALL = dict(model="sibert", config="tiny", vocab_file=os.path.join(CORPUS, "vocab.txt"),
+             text_files=[os.path.join(CORPUS, "heldout.txt")], eval_text_files=[os.path.join(CORPUS, "heldout.txt")],
+             eval_batches=1, global_batch_size=4, max_seq_length=32, max_predictions_per_seq=5, train_steps=4,
+             steps_per_epoch=2, warmup_steps=2, learning_rate=0.5, verbose=0)
+
+
+def flag_values(**overrides):
+    values = {name: pretrain.FLAGS[name].default for name in pretrain.FLAGS if name in pretrain.FLAGS._flags()}
+    values.update(SMALL)
+    values.update(overrides)
+    return types.SimpleNamespace(**values)
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (dict(text_files=None), "exactly one of"),
+        (dict(input_files=["x"]), "exactly one of"),
+        (dict(max_predictions_per_seq=40), "max_predictions_per_seq"),
+        (dict(strategy="tpu"), "--tpu"),
+        (dict(tpu="local"), "only used with --strategy=tpu"),
+        (dict(global_batch_size=0), "global_batch_size"),
+        (dict(steps_per_execution=3), "multiple of"),
+        (dict(learning_rate=-1.0), "learning_rate"),
+        (dict(lr_decay_at=["0.9", "0.6"]), "lr_decay_at"),
+        (dict(weight_decay=0.0), "weight_decay"),
+        (dict(model_dir=None), "model_dir"),
+    ],
+)
+def test_bad_flags(overrides, match, tmp_path):
+    values = flag_values(**{"model_dir": str(tmp_path), **overrides})
+    with pytest.raises(ValueError, match=match):
+        pretrain.validate_flags(values)
+
+
+def test_missing_input_glob(tmp_path):
+    with pytest.raises(ValueError, match="no file matches"):
+        pretrain.run(flag_values(model_dir=str(tmp_path), text_files=[str(tmp_path / "none-*.txt")]))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    model_dir = str(tmp_path_factory.mktemp("run"))
+    model, summary = pretrain.run(flag_values(model_dir=model_dir))
+    return model, summary, model_dir
+
+
+def test_run_writes_checkpoints_logs_and_export(trained):
+    _, summary, model_dir = trained
+    files = os.listdir(model_dir)
+    assert {"ckpt-2.index", "ckpt-4.index", "checkpoint", "flags.json", "summary.json", "logs", "export"} <= set(files)
+    assert summary["steps"] == 4 and summary["heldout_mlm_accuracy"]["after"] is not None
+    for key in ("weight_norm", "clip_rate", "eff_lr", "mlm_accuracy", "nsp_accuracy", "lr/encoder_sgdclip"):
+        assert key in summary["final"], key
+    assert tf.io.gfile.glob(os.path.join(model_dir, "logs", "train", "events.out.tfevents.*"))
+
+
+def test_export_reload_and_serve(trained):
+    model, _, model_dir = trained
+    loaded = tf.saved_model.load(os.path.join(model_dir, "export"))
+    out = loaded.signatures["serving_default"](text=tf.constant(["the [MASK] is imported", "no mask here"]))
+    assert out["num_masks"].numpy().tolist() == [1, 0]
+    assert out["predicted_tokens"].dtype == tf.string and out["predicted_tokens"].shape == (2, 5)
+    assert out["sequence_output"].shape == (2, 32, 128)
+    # The id signature gives the Keras model's own logits.
+    ids = np.zeros((1, 32), np.int32)
+    ids[0, :4] = [2, 50, 4, 3]
+    inputs = {"input_word_ids": ids, "input_mask": (ids > 0).astype(np.int32), "input_type_ids": np.zeros_like(ids),
+              "masked_lm_positions": np.array([[2, 0, 0, 0, 0]], np.int32)}
+    served = loaded.signatures["serve_ids"](**{k: tf.constant(v) for k, v in inputs.items()})
+    np.testing.assert_allclose(served["mlm_logits"].numpy(), model(inputs)["mlm"].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    common = [sys.executable, "-m", "official.nlp.pretrain", "--model=sibert", "--config=tiny",
+              f"--text_files={CORPUS}/heldout.txt", "--global_batch_size=4", "--max_seq_length=32",
+              "--max_predictions_per_seq=5", "--train_steps=12", "--steps_per_epoch=2", "--warmup_steps=2",
+              "--learning_rate=0.5", "--deterministic", "--export=false", "--verbose=0", "--seed=3"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
+    subprocess.run(common + [f"--model_dir={full}"], cwd=ROOT, env=env, check=True, capture_output=True)
+
+    proc = subprocess.Popen(common + [f"--model_dir={killed}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not os.path.exists(os.path.join(killed, "ckpt-4.index")) and time.time() < deadline:
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    latest = tf.train.latest_checkpoint(killed)
+    assert latest is not None and not latest.endswith("ckpt-12"), "the run was not interrupted mid-way"
+    subprocess.run(common + [f"--model_dir={killed}"], cwd=ROOT, env=env, check=True, capture_output=True)
+
+    a, b = tf.train.load_checkpoint(full + "/ckpt-12"), tf.train.load_checkpoint(killed + "/ckpt-12")
+    names = [n for n in a.get_variable_to_shape_map() if "/.ATTRIBUTES/VARIABLE_VALUE" in n]
+    assert len(names) > 20
+    for name in names:
+        np.testing.assert_allclose(b.get_tensor(name), a.get_tensor(name), rtol=1e-6, atol=1e-7, err_msg=name)
