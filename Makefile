@@ -4,7 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test bench clean-venv
+.PHONY: venv demo quickstart test bench clean-venv
+
+# The demo's settings: SIBERT-tiny on the shipped corpus, sized for a 2-core CPU
+# (see docs/pipeline.md). The paper's own settings are pretrain.py's defaults.
+DEMO_DIR ?= runs/demo
+DEMO_FLAGS ?= --model=sibert --config=tiny \
+	--text_files=official/nlp/corpus/train.txt --eval_text_files=official/nlp/corpus/heldout.txt \
+	--max_seq_length=64 --max_predictions_per_seq=10 --global_batch_size=32 \
+	--train_steps=2000 --steps_per_epoch=200 --learning_rate=2.0 --weight_decay=0.01 \
+	--head_learning_rate=5e-3 --warmup_steps=200
 
 $(VENV)/.installed: setup.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +24,13 @@ $(VENV)/.installed: setup.py requirements.txt
 
 venv: $(VENV)/.installed
 
+# Pretrains SIBERT-tiny (resumes if $(DEMO_DIR) holds a checkpoint), exports it,
+# and fills in [MASK]s in held-out sentences with the exported SavedModel.
 demo: venv
+	$(PY) -m official.nlp.pretrain $(DEMO_FLAGS) --model_dir=$(DEMO_DIR)
+	$(PY) -m official.nlp.fill_mask --export_dir=$(DEMO_DIR)/export --examples=6
+
+quickstart: venv
 	$(PY) examples/quickstart.py
 
 # pytest exits 5 when it collects no test: make then fails, as it should.

@@ -11,8 +11,8 @@ Signatures:
 - `serve_ids`: the model's own int32 inputs -> `mlm_logits`, `nsp_logits`,
   `sequence_output`.
 
-Reload with `tf.saved_model.load(path)`; no keras_si or official import is
-needed to serve it.
+Reload with `tf.saved_model.load(path)` after `import tensorflow_text` (which
+registers the tokenizer's ops); no keras_si or official import is needed.
 """
 
 import os
