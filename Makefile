@@ -11,9 +11,9 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 DEMO_FLAGS ?= --model=sibert --config=tiny \
 	--text_files=official/nlp/corpus/train.txt --eval_text_files=official/nlp/corpus/heldout.txt \
-	--max_seq_length=64 --max_predictions_per_seq=10 --global_batch_size=32 \
-	--train_steps=2000 --steps_per_epoch=200 --learning_rate=2.0 --weight_decay=0.01 \
-	--head_learning_rate=5e-3 --warmup_steps=200
+	--max_seq_length=128 --max_predictions_per_seq=20 --global_batch_size=32 \
+	--train_steps=1000 --steps_per_epoch=100 --learning_rate=1.0 --weight_decay=0.01 \
+	--head_learning_rate=3e-3 --warmup_steps=100
 
 $(VENV)/.installed: setup.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
