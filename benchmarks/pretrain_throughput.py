@@ -31,7 +31,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from official.nlp import modeling, optimization  # noqa: E402
 
@@ -47,12 +46,14 @@ def flops_per_sequence(c, seq, pred):
     return 3 * (dense + attention + head)
 
 
-def synthetic_batches(batch, seq, pred, vocab, n=8):
-    feats = [modeling.dummy_features(batch, seq, pred, vocab, seed=s) for s in range(n)]
+def synthetic_data(batch, seq, pred, vocab, steps):
+    """Well-formed random batches as numpy arrays (backend-neutral: also runs on JAX without TensorFlow)."""
+    n = batch * steps
+    x = modeling.dummy_features(n, seq, pred, vocab)
     rng = np.random.RandomState(0)
-    data = [(f, {"mlm": rng.randint(0, vocab, (batch, pred)).astype("int32"), "nsp": rng.randint(0, 2, batch)},
-             {"mlm": np.ones((batch, pred), "float32"), "nsp": np.ones(batch, "float32")}) for f in feats]
-    return tf.data.Dataset.from_tensor_slices(tuple(tf.nest.map_structure(lambda *x: np.stack(x), *data))).repeat()
+    y = {"mlm": rng.randint(0, vocab, (n, pred)).astype("int32"), "nsp": rng.randint(0, 2, n).astype("int32")}
+    w = {"mlm": np.ones((n, pred), "float32"), "nsp": np.ones(n, "float32")}
+    return x, y, w
 
 
 def train_rate(model_type, config, args):
@@ -76,8 +77,9 @@ def train_rate(model_type, config, args):
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.start)
 
-    data = synthetic_batches(args.batch, args.seq, args.pred, config.vocab_size)
-    model.fit(data, steps_per_epoch=args.steps, epochs=args.chunks + 1, verbose=0, callbacks=[Timer()])
+    x, y, w = synthetic_data(args.batch, args.seq, args.pred, config.vocab_size, args.steps)
+    model.fit(x, y, sample_weight=w, batch_size=args.batch, epochs=args.chunks + 1, shuffle=False, verbose=0,
+              callbacks=[Timer()])
     return args.batch * args.steps / statistics.median(times[1:])  # the first chunk compiles
 
 
@@ -126,7 +128,9 @@ def main():
     parser.add_argument("--peak_tflops", type=float, default=None, help="device peak, for MFU")
     parser.add_argument("--model_garden", default=None, help="the Model Garden reference script, run alongside")
     parser.add_argument("--skip_input", action="store_true")
+    parser.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
     args = parser.parse_args()
+    keras.mixed_precision.set_global_policy(args.policy)
 
     config = modeling.EncoderConfig(vocab_size=args.vocab, hidden_size=args.hidden, num_layers=args.layers,
                                     num_heads=args.heads, intermediate_size=args.intermediate,
@@ -134,8 +138,8 @@ def main():
     fps = flops_per_sequence(config, args.seq, args.pred)
     print(f"L={args.layers} H={args.hidden} A={args.heads} I={args.intermediate} S={args.seq} B={args.batch} "
           f"P={args.pred} V={args.vocab}; XLA={'off' if args.no_xla else 'on'}; {fps / 1e9:.2f} GFLOP/sequence; "
-          f"median of {args.chunks} chunks of {args.steps} steps; devices: "
-          f"{[d.device_type for d in tf.config.list_physical_devices()]}")
+          f"median of {args.chunks} chunks of {args.steps} steps; backend {keras.backend.backend()}, "
+          f"policy {args.policy}")
     results = {}
     reference = None
     if args.model_garden:
