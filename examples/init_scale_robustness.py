@@ -103,7 +103,8 @@ def main():
         for scale in SCALES:
             y = np.asarray(curves[(label, scale)], np.float64)
             y = np.where(np.isfinite(y), y, np.nan)
-            ax.plot(WINDOW * np.arange(1, len(y) + 1), y, label=f"init x{scale:g}")
+            off = " (off the scale)" if np.nanmin(y) > 12 or not np.isfinite(y).any() else ""
+            ax.plot(WINDOW * np.arange(1, len(y) + 1), y, label=f"init x{scale:g}{off}")
         ax.set_title(label)
         ax.set_xlabel("step")
         ax.set_ylim(0, 12)
