@@ -13,10 +13,14 @@ import re
 
 from absl import app, flags
 
-flags.DEFINE_string("export_dir", None, "A SavedModel written by official.nlp.export.")
-flags.DEFINE_string("text_file", "official/nlp/corpus/heldout.txt", "Sentences to mask (one per line).")
-flags.DEFINE_integer("examples", 5, "How many sentences.")
-flags.DEFINE_integer("seed", 0, "Which sentences and words.")
+def define_flags():
+    """Defined only when run as a program, so that importing the module defines no absl flag."""
+    flags.DEFINE_string("export_dir", None, "A SavedModel written by official.nlp.export.")
+    flags.DEFINE_string("text_file", "official/nlp/corpus/heldout.txt", "Sentences to mask (one per line).")
+    flags.DEFINE_integer("examples", 5, "How many sentences.")
+    flags.DEFINE_integer("seed", 0, "Which sentences and words.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -53,5 +57,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["export_dir"])
     app.run(main)

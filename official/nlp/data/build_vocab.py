@@ -13,10 +13,14 @@ from absl import app, flags
 
 from official.nlp.data.files import expand_globs
 
-flags.DEFINE_list("input_files", None, "Text files (globs allowed), one sentence per line.")
-flags.DEFINE_string("vocab_file", None, "Where to write the vocabulary.")
-flags.DEFINE_integer("vocab_size", 8000, "Target vocabulary size (the learner may return a few fewer).")
-flags.DEFINE_integer("max_lines", 0, "Use only the first N lines (0 = all).")
+def define_flags():
+    """Defined only when run as a program, so that importing the module defines no absl flag."""
+    flags.DEFINE_list("input_files", None, "Text files (globs allowed), one sentence per line.")
+    flags.DEFINE_string("vocab_file", None, "Where to write the vocabulary.")
+    flags.DEFINE_integer("vocab_size", 8000, "Target vocabulary size (the learner may return a few fewer).")
+    flags.DEFINE_integer("max_lines", 0, "Use only the first N lines (0 = all).")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -61,5 +65,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["input_files", "vocab_file"])
     app.run(main)

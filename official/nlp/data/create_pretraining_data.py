@@ -30,17 +30,21 @@ from absl import app, flags
 
 from official.nlp.data import instances as inst
 
-flags.DEFINE_list("input_files", None, "Text files or globs.")
-flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary.")
-flags.DEFINE_string("output_file", None, "Output prefix: <prefix>-<i>-of-<n>.tfrecord.")
-flags.DEFINE_integer("num_output_shards", 1, "Number of output files.")
-flags.DEFINE_integer("max_seq_length", 128, "Sequence length.")
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence.")
-flags.DEFINE_float("masked_lm_prob", 0.15, "Fraction of tokens to mask.")
-flags.DEFINE_integer("dupe_factor", 5, "Passes over the data, each with different masks.")
-flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter target length.")
-flags.DEFINE_integer("random_seed", 12345, "Seed.")
-flags.DEFINE_integer("num_workers", 1, "Processes working on input files in parallel.")
+def define_flags():
+    """Defined only when run as a program, so that importing the module defines no absl flag."""
+    flags.DEFINE_list("input_files", None, "Text files or globs.")
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary.")
+    flags.DEFINE_string("output_file", None, "Output prefix: <prefix>-<i>-of-<n>.tfrecord.")
+    flags.DEFINE_integer("num_output_shards", 1, "Number of output files.")
+    flags.DEFINE_integer("max_seq_length", 128, "Sequence length.")
+    flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence.")
+    flags.DEFINE_float("masked_lm_prob", 0.15, "Fraction of tokens to mask.")
+    flags.DEFINE_integer("dupe_factor", 5, "Passes over the data, each with different masks.")
+    flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter target length.")
+    flags.DEFINE_integer("random_seed", 12345, "Seed.")
+    flags.DEFINE_integer("num_workers", 1, "Processes working on input files in parallel.")
+
+
 FLAGS = flags.FLAGS
 
 FEATURE_SPEC_LENGTHS = {
@@ -158,5 +162,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["input_files", "vocab_file", "output_file"])
     app.run(main)
