@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from official.nlp.modeling.configs import EncoderConfig
+from official.nlp.modeling.configs import ConfiguredEncoder
 
 
 @keras.saving.register_keras_serializable(package="official")
@@ -61,7 +61,7 @@ class BertTransformerBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="official")
-class BertEncoder(keras.layers.Layer):
+class BertEncoder(ConfiguredEncoder):
     """Embeddings (token + position + type) -> LayerNorm -> L post-LN blocks.
 
     Call: a dict with `input_word_ids`, `input_mask`, `input_type_ids`;
@@ -70,8 +70,7 @@ class BertEncoder(keras.layers.Layer):
     """
 
     def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        self.config = config if isinstance(config, EncoderConfig) else EncoderConfig(**config)
+        super().__init__(config, **kwargs)
         c = self.config
         init = keras.initializers.TruncatedNormal(stddev=c.initializer_std)
         self.token_embedding = keras.layers.Embedding(c.vocab_size, c.hidden_size, embeddings_initializer=init,
@@ -114,11 +113,3 @@ class BertEncoder(keras.layers.Layer):
         for block in self.blocks:
             h = block(h, attention_mask=inputs.get("input_mask"), training=training)
         return h
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape["input_word_ids"]) + (self.config.hidden_size,)
-
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config

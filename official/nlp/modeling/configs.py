@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import keras
+
 
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
@@ -67,3 +69,19 @@ def get_config(name, **overrides):
     if name not in PRESETS:
         raise ValueError(f"Unknown config preset {name!r}; choose one of {', '.join(PRESETS)}.")
     return PRESETS[name].replace(**overrides)
+
+
+class ConfiguredEncoder(keras.layers.Layer):
+    """What BERT's and SIBERT's encoders share: an `EncoderConfig`, the output shape, the config."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config if isinstance(config, EncoderConfig) else EncoderConfig(**config)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape["input_word_ids"]) + (self.config.hidden_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config["config"] = self.config.to_dict()
+        return config

@@ -4,11 +4,11 @@ import keras
 from keras import ops
 
 from keras_si import layers as si_layers
-from official.nlp.modeling.configs import EncoderConfig
+from official.nlp.modeling.configs import ConfiguredEncoder
 
 
 @keras.saving.register_keras_serializable(package="official")
-class SIBertEncoder(keras.layers.Layer):
+class SIBertEncoder(ConfiguredEncoder):
     """Scale-invariant encoder: `SIEmbeddings` -> L x `SIEncoderBlock` -> N.
 
     Degrees in the encoder's parameters: embeddings and projection give a
@@ -24,8 +24,7 @@ class SIBertEncoder(keras.layers.Layer):
     """
 
     def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        self.config = config if isinstance(config, EncoderConfig) else EncoderConfig(**config)
+        super().__init__(config, **kwargs)
         c = self.config
         init = keras.initializers.TruncatedNormal(stddev=c.initializer_std)
         self.embeddings = si_layers.SIEmbeddings(
@@ -56,11 +55,3 @@ class SIBertEncoder(keras.layers.Layer):
         for block in self.blocks:
             h = block(h, attention_mask=mask, training=training)
         return ops.cast(self.final_norm(h), self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape["input_word_ids"]) + (self.config.hidden_size,)
-
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
