@@ -61,3 +61,15 @@ def get_strategy(name, tpu=None, num_gpus=None):
         tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def chief_and_task(strategy):
+    """(is this worker the chief, its task id): the chief writes checkpoints, logs and exports."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", None) or 0
+    if not task_type or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True, 0
+    cluster = resolver.cluster_spec().as_dict()
+    chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in cluster)
+    return chief, task_id

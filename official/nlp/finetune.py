@@ -193,10 +193,9 @@ def run(f):
 
 def main(argv):
     del argv
-    try:
-        run(flags.FLAGS)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
+    from official.nlp.pretrain import run_reporting_input_errors
+
+    run_reporting_input_errors(run, flags.FLAGS)
 
 
 if __name__ == "__main__":

@@ -171,6 +171,10 @@ def mlm_accuracy(model, dataset):
 
 
 def run(f):
+    if os.environ.get("KERAS_SI_FULL_TRACEBACKS"):
+        import keras
+
+        keras.config.disable_traceback_filtering()
     import keras
     import tensorflow as tf
 
@@ -180,16 +184,21 @@ def run(f):
     from official.nlp.data.vocab import Vocab
 
     validate_flags(f)
+    # Multi-worker strategies must exist before any other TF op runs.
+    strategy = distribute_utils.get_strategy(f.strategy, tpu=f.tpu, num_gpus=f.num_gpus)
+    logging.info("Strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    # Every worker saves (saving may need them all), but only the chief into --model_dir.
+    chief, task_id = distribute_utils.chief_and_task(strategy)
+    write_dir = f.model_dir if chief else os.path.join(f.model_dir, f".worker_{task_id}")
     vocab = Vocab(f.vocab_file)
     keras.utils.set_random_seed(f.seed)
     if f.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(f.mixed_precision_policy)
-    tf.io.gfile.makedirs(f.model_dir)
-    with tf.io.gfile.GFile(os.path.join(f.model_dir, "flags.json"), "w") as out:  # for export and resumes
-        json.dump({name: getattr(f, name) for name in FLAG_NAMES}, out, indent=2)
-    strategy = distribute_utils.get_strategy(f.strategy, tpu=f.tpu, num_gpus=f.num_gpus)
-    logging.info("Strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    tf.io.gfile.makedirs(write_dir)
+    if chief:
+        with tf.io.gfile.GFile(os.path.join(f.model_dir, "flags.json"), "w") as out:  # for export and resumes
+            json.dump({name: getattr(f, name) for name in FLAG_NAMES}, out, indent=2)
     if f.global_batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--global_batch_size={f.global_batch_size} is not divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas.")
@@ -198,21 +207,18 @@ def run(f):
         model = compile_model(build_model(f, len(vocab)), f)
         manager = checkpointing.CheckpointManager(model, f.model_dir, max_to_keep=f.max_checkpoints)
         initial_step = manager.restore_latest()
+        if not chief:
+            manager = checkpointing.CheckpointManager(model, write_dir, max_to_keep=1)
     if initial_step % f.steps_per_epoch:
         raise ValueError(f"The latest checkpoint in {f.model_dir} is at step {initial_step}, not a multiple of "
                          f"--steps_per_epoch={f.steps_per_epoch}: resume with the flags it was written with.")
     if initial_step:
         print(f"Resuming from {manager.latest} (step {initial_step}).")
 
-    dataset_fn = make_dataset(f, strategy, vocab)
-    if strategy.num_replicas_in_sync > 1 or f.strategy in ("multi_worker_mirrored", "tpu"):
-        def skipped(ctx):
-            return dataset_fn(ctx).skip(initial_step)
-
-        train_data = strategy.distribute_datasets_from_function(skipped)
-    else:
-        # The same batches as an uninterrupted run: skip those already trained on.
-        train_data = dataset_fn(None).skip(initial_step)
+    # Global batches: Keras's fit distributes them over the strategy's replicas (auto-sharding by file
+    # for TFRecords, by element otherwise). The same batches as an uninterrupted run: skip those already
+    # trained on.
+    train_data = make_dataset(f, strategy, vocab)(None).skip(initial_step)
 
     eval_data = eval_dataset(f, vocab) if f.eval_text_files else None
     before = None
@@ -223,7 +229,7 @@ def run(f):
     callbacks = [optimization.LearningRateLogger(), checkpointing.CheckpointCallback(manager)]
     if f.model == "sibert":
         callbacks.insert(0, keras_si.SGDClipMonitor())
-    callbacks.append(keras.callbacks.TensorBoard(os.path.join(f.model_dir, "logs"), update_freq=f.steps_per_epoch))
+    callbacks.append(keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"), update_freq=f.steps_per_epoch))
     epochs = math.ceil(f.train_steps / f.steps_per_epoch)
     start = time.time()
     history = model.fit(train_data, epochs=epochs, initial_epoch=initial_step // f.steps_per_epoch,
@@ -238,6 +244,9 @@ def run(f):
         summary["heldout_mlm_accuracy"] = {"before": before[0] if before else None, "after": after[0]}
         print(f"Held-out MLM accuracy after training: {after[0]:.4f} (loss {after[1]:.3f})"
               + (f"; before: {before[0]:.4f}" if before else ""))
+    if not chief:
+        tf.io.gfile.rmtree(write_dir)
+        return model, summary
     if f.export:
         from official.nlp import export
 
@@ -252,10 +261,22 @@ def run(f):
 
 def main(argv):
     del argv
+    run_reporting_input_errors(run, FLAGS)
+
+
+def run_reporting_input_errors(fn, *args):
+    """Runs `fn`; a ValueError raised by this project's own checks ends the program with its message alone."""
+    import sys
+    import traceback
+
     try:
-        run(FLAGS)
+        return fn(*args)
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
+        origin = traceback.extract_tb(e.__traceback__)[-1].filename
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        if not origin.startswith(os.path.join(here, "official")) and not origin.startswith(os.path.join(here, "keras_si")):
+            raise  # not one of our input checks: keep the traceback
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

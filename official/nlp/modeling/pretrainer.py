@@ -62,6 +62,25 @@ class Pretrainer(keras.Model):
             outputs["nsp"] = self.nsp_head(sequence)
         return outputs
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 (TF backend) reduces the first distributed batch with
+        # `strategy.reduce("MEAN", batch)`, which MultiWorkerMirroredStrategy rejects
+        # for a dict of inputs. Only the batch's structure and shapes matter for the
+        # symbolic build, so hand Keras one replica's part instead.
+        if iterator is None or keras.backend.backend() != "tensorflow" or self._distribute_strategy is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        import tensorflow as tf
+
+        for _, _, it in iterator:
+            batch = next(it)
+            break
+        local = keras.tree.map_structure(
+            lambda x: self._distribute_strategy.experimental_local_results(x)[0]
+            if isinstance(x, tf.distribute.DistributedValues) else x,
+            batch,
+        )
+        return super()._maybe_symbolic_build(data_batch=local)
+
     def get_config(self):
         config = super().get_config()
         config.update(model=self.model_type, config=self.encoder_config.to_dict(), use_nsp=self.use_nsp)
