@@ -2,3 +2,5 @@
 
 from keras_si.optimizers.base import Optimizer
 from keras_si.optimizers.sgd_clip import SGDClip
+from keras_si.optimizers.lars import LARS
+from keras_si.optimizers.radam import RAdam

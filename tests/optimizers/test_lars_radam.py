@@ -1,0 +1,170 @@
+"""LARS and RAdam against float64 NumPy references written from their papers, and their properties."""
+
+import copy
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_si
+from tests import testing_utils as tu
+from tests.optimizers.sgd_clip_reference import assert_close_to_reference
+
+SHAPES = [(7,), (5, 4), (3, 3, 2, 4)]  # vector, dense kernel, conv kernel (HWIO)
+
+
+def problem(seed, steps, scale=1.0):
+    rng = np.random.RandomState(seed)
+    xs = [rng.randn(*s) for s in SHAPES]
+    grads = [[scale * rng.randn(*s) for s in SHAPES] for _ in range(steps)]
+    return xs, grads
+
+
+def run(optimizer, xs, grad_seq, names=None):
+    names = names or [f"v{i}" for i in range(len(xs))]
+    variables = [keras.Variable(x, dtype="float32", name=n) for x, n in zip(xs, names)]
+    for gs in grad_seq:
+        optimizer.apply([tf.constant(g, tf.float32) for g in gs], variables)
+    return [v.numpy() for v in variables]
+
+
+def lars_reference(xs, grad_seq, lr, mu, lam, tc, nesterov=False, adapt=None, decay=None):
+    """You et al. 2017, Algorithm 1 (per-variable trust ratio, coupled L2, heavy-ball momentum)."""
+    xs = [np.array(x, np.float64) for x in xs]
+    vs = [np.zeros_like(x) for x in xs]
+    adapt = adapt or [True] * len(xs)
+    decay = decay or [True] * len(xs)
+    for gs in grad_seq:
+        for i, g in enumerate(gs):
+            g = np.asarray(g, np.float64)
+            l = lam if decay[i] else 0.0
+            u = g + l * xs[i]
+            wn, gn = np.linalg.norm(xs[i]), np.linalg.norm(g)
+            trust = tc * wn / (gn + l * wn) if (adapt[i] and wn > 0 and gn > 0) else 1.0
+            vs[i] = mu * vs[i] + lr * trust * u
+            xs[i] = xs[i] - (mu * vs[i] + lr * trust * u if nesterov else vs[i])
+    return xs
+
+
+def radam_reference(xs, grad_seq, lr, b1, b2, eps, lam=0.0):
+    """Liu et al. 2020, Algorithm 2, with the authors' threshold rho_t > 5 and eps placement."""
+    xs = [np.array(x, np.float64) for x in xs]
+    ms = [np.zeros_like(x) for x in xs]
+    vs = [np.zeros_like(x) for x in xs]
+    rho_inf = 2 / (1 - b2) - 1
+    rectified = []
+    for t, gs in enumerate(grad_seq, start=1):
+        rho_t = rho_inf - 2 * t * b2**t / (1 - b2**t)
+        rectified.append(rho_t > 5)
+        for i, g in enumerate(gs):
+            g = np.asarray(g, np.float64)
+            ms[i] = b1 * ms[i] + (1 - b1) * g
+            vs[i] = b2 * vs[i] + (1 - b2) * g * g
+            m_hat = ms[i] / (1 - b1**t)
+            if rho_t > 5:
+                r = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                step = r * m_hat * math.sqrt(1 - b2**t) / (np.sqrt(vs[i]) + eps)
+            else:
+                step = m_hat
+            xs[i] = xs[i] - lr * (step + lam * xs[i])
+    return xs, rectified
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("lam", [0.0, 0.01])
+def test_lars_matches_reference(nesterov, lam):
+    xs, grads = problem(0, 20)
+    got = run(keras_si.LARS(0.5, momentum=0.9, weight_decay=lam, trust_coefficient=0.02, nesterov=nesterov), xs, grads)
+    assert_close_to_reference(got, lars_reference(xs, grads, 0.5, 0.9, lam, 0.02, nesterov))
+
+
+def test_lars_exclusions_by_path():
+    xs, grads = problem(1, 10)
+    names = ["dense_bias", "dense_kernel", "conv_kernel"]  # variable.path is the name here
+    opt = keras_si.LARS(0.5, weight_decay=0.01, trust_coefficient=0.02, exclude_from_weight_decay=["bias"])
+    got = run(opt, xs, grads, names)
+    # Adaptation exclusion follows the decay exclusion by default.
+    want = lars_reference(xs, grads, 0.5, 0.9, 0.01, 0.02, adapt=[False, True, True], decay=[False, True, True])
+    assert_close_to_reference(got, want)
+    opt2 = keras_si.LARS(0.5, weight_decay=0.01, trust_coefficient=0.02, exclude_from_layer_adaptation=["conv"])
+    got2 = run(opt2, xs, grads, names)
+    assert_close_to_reference(got2, lars_reference(xs, grads, 0.5, 0.9, 0.01, 0.02, adapt=[True, True, False]))
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.1])
+def test_radam_matches_reference_through_both_branches(lam):
+    xs, grads = problem(2, 12)
+    opt = keras_si.RAdam(0.01, beta_1=0.9, beta_2=0.9, weight_decay=lam or None)
+    got = run(opt, xs, grads)
+    want, rectified = radam_reference(xs, grads, 0.01, 0.9, 0.9, 1e-8, lam)
+    assert not all(rectified) and any(rectified)  # both branches were taken
+    assert_close_to_reference(got, want)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keras_si.LARS(0.5, weight_decay=0.01, trust_coefficient=0.05),
+    lambda: keras_si.RAdam(0.01, beta_2=0.9),
+], ids=["LARS", "RAdam"])
+def test_mirrored_strategy_and_xla_equal_single_device(make):
+    single, _ = tu.train_weights(make, steps=6, conv=True)
+    mirrored, _ = tu.train_weights(make, strategy=tu.two_cpu_strategy(), steps=6, conv=True)
+    xla, _ = tu.train_weights(make, steps=6, conv=True, jit_compile=True)
+    tu.assert_weights_close(single, mirrored, rtol=1e-5, atol=1e-6)
+    tu.assert_weights_close(single, xla, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("opt", [
+    keras_si.LARS(0.1, momentum=0.5, weight_decay=0.01, trust_coefficient=0.01, nesterov=True,
+                  exclude_from_weight_decay=["bias"], exclude_from_layer_adaptation=["norm"]),
+    keras_si.RAdam(0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-6, weight_decay=0.01),
+], ids=["LARS", "RAdam"])
+def test_config_round_trip(opt):
+    clone = type(opt).from_config(copy.deepcopy(opt.get_config()))
+    assert clone.get_config() == opt.get_config()
+    assert isinstance(keras.optimizers.deserialize(keras.optimizers.serialize(opt)), type(opt))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: keras_si.LARS(trust_coefficient=-1.0), "trust_coefficient"),
+    (lambda: keras_si.LARS(momentum=1.5), "momentum"),
+    (lambda: keras_si.LARS(learning_rate=-0.1), "learning_rate"),
+    (lambda: keras_si.RAdam(beta_1=1.0), "beta_1"),
+    (lambda: keras_si.RAdam(beta_2=-0.1), "beta_2"),
+    (lambda: keras_si.RAdam(epsilon=-1e-8), "epsilon"),
+    (lambda: keras_si.RAdam(weight_decay=-1.0), "weight_decay"),
+])
+def test_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keras_si.LARS(0.5, weight_decay=0.01, trust_coefficient=0.05),
+    lambda: keras_si.RAdam(0.01, beta_2=0.9, weight_decay=0.01),
+], ids=["LARS", "RAdam"])
+def test_keras_save_load_continues_identically(make, tmp_path):
+    x, y = tu.regression_data(n=64)
+    model = tu.small_model(seed=0)
+    model.compile(optimizer=make(), loss="mse")
+    model.fit(x[:32], y[:32], batch_size=16, verbose=0, shuffle=False)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    model.fit(x[32:], y[32:], batch_size=16, verbose=0, shuffle=False)
+    loaded.fit(x[32:], y[32:], batch_size=16, verbose=0, shuffle=False)
+    tu.assert_weights_close(model.get_weights(), loaded.get_weights(), rtol=0, atol=0)
+
+
+def test_mixed_precision_step_is_finite():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        for opt in (keras_si.LARS(0.1, weight_decay=0.01), keras_si.RAdam(1e-3)):
+            model = tu.small_model(seed=0)
+            model.compile(optimizer=opt, loss="mse")
+            x, y = tu.regression_data(n=32)
+            model.fit(x, y, batch_size=16, verbose=0)
+            assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
