@@ -1,5 +1,6 @@
 """keras_si optimizers. The paper's algorithm is in `sgd_clip.py`."""
 
+from keras_si.optimizers.agc import AGC
 from keras_si.optimizers.base import Optimizer
 from keras_si.optimizers.sgd_clip import SGDClip
 from keras_si.optimizers.lars import LARS

@@ -186,3 +186,17 @@ def is_sparse(grad):
     import tensorflow as tf
 
     return isinstance(grad, tf.IndexedSlices)
+
+
+def unitwise_sum_of_squares(x):
+    """Per-unit sums of squares for adaptive gradient clipping, float32, broadcastable to `x`.
+
+    Units follow Keras's layout, where the output axis is the last one: for a
+    Dense kernel `(in, out)` or a conv kernel `(h, w, in, out)` each output
+    unit's slice (all axes but the last) is a unit; a vector or scalar (bias,
+    gain) is one unit as a whole (as in the NFNets reference code).
+    """
+    x = ops.cast(x, "float32")
+    if len(x.shape) <= 1:
+        return ops.sum(ops.square(x), keepdims=True)
+    return ops.sum(ops.square(x), axis=tuple(range(len(x.shape) - 1)), keepdims=True)

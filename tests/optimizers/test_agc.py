@@ -1,0 +1,103 @@
+"""Adaptive gradient clipping against a float64 reference from the NFNets paper, and under tf.distribute."""
+
+import copy
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_si
+from tests import testing_utils as tu
+from tests.optimizers.sgd_clip_reference import assert_close_to_reference
+
+SHAPES = [(7,), (5, 4), (3, 3, 2, 4)]
+
+
+def agc_sgd_reference(xs, grad_seq, lr, clipping, eps, clip_mask=None):
+    """Brock et al. 2021, Sec. 4.1, unit-wise (output axis last; vectors as one unit), then plain SGD."""
+    xs = [np.array(x, np.float64) for x in xs]
+    clip_mask = clip_mask or [True] * len(xs)
+    clipped_any = False
+    for gs in grad_seq:
+        for i, g in enumerate(gs):
+            g = np.asarray(g, np.float64)
+            if clip_mask[i]:
+                axes = tuple(range(g.ndim - 1)) if g.ndim > 1 else None
+                wn = np.sqrt(np.sum(xs[i] ** 2, axis=axes, keepdims=True))
+                gn = np.sqrt(np.sum(g**2, axis=axes, keepdims=True))
+                max_norm = clipping * np.maximum(wn, eps)
+                factor = np.where(gn > max_norm, max_norm / gn, 1.0)
+                clipped_any |= bool((factor < 1).any())
+                g = g * factor
+            xs[i] = xs[i] - lr * g
+    return xs, clipped_any
+
+
+def run(optimizer, xs, grad_seq, names=None):
+    names = names or [f"v{i}" for i in range(len(xs))]
+    variables = [keras.Variable(x, dtype="float32", name=n) for x, n in zip(xs, names)]
+    for gs in grad_seq:
+        optimizer.apply([tf.constant(g, tf.float32) for g in gs], variables)
+    return [v.numpy() for v in variables]
+
+
+@pytest.mark.parametrize("grad_scale,clips", [(5.0, True), (1e-4, False)])
+def test_matches_reference(grad_scale, clips):
+    rng = np.random.RandomState(0)
+    xs = [rng.randn(*s) for s in SHAPES]
+    grads = [[grad_scale * rng.randn(*s) for s in SHAPES] for _ in range(10)]
+    got = run(keras_si.AGC(keras.optimizers.SGD(0.1), clipping=0.05), xs, grads)
+    want, clipped_any = agc_sgd_reference(xs, grads, 0.1, 0.05, 1e-3)
+    assert clipped_any == clips
+    assert_close_to_reference(got, want)
+
+
+def test_exclude_by_path():
+    rng = np.random.RandomState(1)
+    xs = [rng.randn(*s) for s in SHAPES]
+    grads = [[5.0 * rng.randn(*s) for s in SHAPES] for _ in range(5)]
+    got = run(keras_si.AGC(keras.optimizers.SGD(0.1), clipping=0.05, exclude=["classifier"]), xs, grads,
+              names=["bias", "kernel", "classifier_kernel"])
+    want, _ = agc_sgd_reference(xs, grads, 0.1, 0.05, 1e-3, clip_mask=[True, True, False])
+    assert_close_to_reference(got, want)
+
+
+def _make():
+    return keras_si.AGC(keras.optimizers.SGD(0.5, momentum=0.9), clipping=0.01)
+
+
+def test_mirrored_strategy_and_xla_equal_single_device():
+    single, _ = tu.train_weights(_make, steps=4, conv=True)
+    mirrored, _ = tu.train_weights(_make, strategy=tu.two_cpu_strategy(), steps=4, conv=True)
+    xla, _ = tu.train_weights(_make, steps=4, conv=True, jit_compile=True)
+    tu.assert_weights_close(single, mirrored, rtol=1e-5, atol=1e-6)
+    tu.assert_weights_close(single, xla, rtol=1e-5, atol=1e-6)
+
+
+def test_config_and_keras_round_trip(tmp_path):
+    opt = keras_si.AGC(keras.optimizers.Adam(1e-3), clipping=0.02, eps=1e-4, exclude=["out"])
+    clone = keras_si.AGC.from_config(copy.deepcopy(opt.get_config()))
+    assert clone.get_config() == opt.get_config()
+    x, y = tu.regression_data(n=64)
+    model = tu.small_model(seed=0)
+    model.compile(optimizer=_make(), loss="mse")
+    model.fit(x[:32], y[:32], batch_size=16, verbose=0, shuffle=False)
+    path = os.path.join(tmp_path, "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.optimizer, keras_si.AGC)
+    model.fit(x[32:], y[32:], batch_size=16, verbose=0, shuffle=False)
+    loaded.fit(x[32:], y[32:], batch_size=16, verbose=0, shuffle=False)
+    tu.assert_weights_close(model.get_weights(), loaded.get_weights(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(clipping=-0.1), "clipping"), (dict(clipping=0.0), "clipping"), (dict(eps=-1.0), "eps"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_si.AGC(keras.optimizers.SGD(0.1), **kwargs)
+    with pytest.raises(ValueError, match="inner_optimizer"):
+        keras_si.AGC("sgd")
