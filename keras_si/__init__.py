@@ -7,6 +7,7 @@ optimization toolbox around it.
 
 from keras_si import callbacks
 from keras_si import layers
+from keras_si import losses
 from keras_si import optimizers
 from keras_si import schedules
 from keras_si.callbacks import SGDClipMonitor
