@@ -18,6 +18,6 @@ from keras_si.invariance import (
     scale_invariant_optimizer,
     scale_invariant_variables,
 )
-from keras_si.optimizers import AGC, LARS, RAdam, SGDClip
+from keras_si.optimizers import AGC, LARS, SGDP, AdamP, RAdam, SGDClip
 
 __version__ = "0.1.0"

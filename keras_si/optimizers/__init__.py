@@ -5,3 +5,5 @@ from keras_si.optimizers.base import Optimizer
 from keras_si.optimizers.sgd_clip import SGDClip
 from keras_si.optimizers.lars import LARS
 from keras_si.optimizers.radam import RAdam
+from keras_si.optimizers.adamp import AdamP
+from keras_si.optimizers.sgdp import SGDP
