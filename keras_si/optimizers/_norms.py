@@ -53,22 +53,40 @@ def _runs_on_cpu():
     return True
 
 
-def _folded_sum_of_squares(x):
-    """sum(x**2) for float32 `x`, as a parallel elementwise fold then a reduce."""
+def _folded_sum(x, fn=None):
+    """sum(fn(x)) for float32 `x`, as a parallel elementwise fold then a reduce.
+
+    `fn` (elementwise) is applied to each slice inside the fold: applied to
+    the whole tensor first, XLA materialises it (measured 2x slower).
+    """
+    fn = fn or (lambda t: t)
     flat = ops.reshape(x, (-1,))
     n = flat.shape[0]
     if n is None or n < _FOLD_MIN_SIZE:
-        return ops.sum(ops.square(flat))
+        return ops.sum(fn(flat))
     body = (n // _FOLD_WAYS) * _FOLD_WAYS
     rows = ops.reshape(flat[:body], (_FOLD_WAYS, body // _FOLD_WAYS))
-    partial = None
-    for i in range(_FOLD_WAYS):
-        row = rows[i]
-        partial = ops.square(row) if partial is None else partial + ops.square(row)
+    partial = fn(rows[0])
+    for i in range(1, _FOLD_WAYS):
+        partial = partial + fn(rows[i])
     total = ops.sum(partial)
     if body < n:
-        total = total + ops.sum(ops.square(flat[body:]))
+        total = total + ops.sum(fn(flat[body:]))
     return total
+
+
+def _folded_sum_of_squares(x):
+    """sum(x**2) for float32 `x`."""
+    return _folded_sum(x, ops.square)
+
+
+def fast_sum(x):
+    """sum(x) over all elements as a float32 scalar, with the XLA:CPU fold where it pays."""
+    x = ops.cast(x, "float32")
+    backend = keras.backend.backend()
+    if (backend == "tensorflow" and _in_xla_context() and _runs_on_cpu()) or (backend == "jax" and _runs_on_cpu()):
+        return _folded_sum(x)
+    return ops.sum(x)
 
 
 def sum_of_squares(x):

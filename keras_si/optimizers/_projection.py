@@ -15,6 +15,8 @@ selected with `where`, so the step has no data-dependent Python branch (XLA).
 
 from keras import ops
 
+from keras_si.optimizers._norms import fast_sum
+
 
 def _channel_stats(a, b):
     """sum(a*b) per output unit (all axes but the last), keepdims."""
@@ -41,12 +43,12 @@ def project(weight, grad, update, delta, eps=1e-8):
     proj_c = u - w_hat_c * _channel_stats(w_hat_c, u)
 
     # Layer view.
-    w_norm_l = ops.sqrt(ops.sum(w * w))
-    g_norm_l = ops.sqrt(ops.sum(g * g))
-    cos_l = ops.abs(ops.sum(w * g)) / (w_norm_l * g_norm_l + eps)
+    w_norm_l = ops.sqrt(fast_sum(w * w))
+    g_norm_l = ops.sqrt(fast_sum(g * g))
+    cos_l = ops.abs(fast_sum(w * g)) / (w_norm_l * g_norm_l + eps)
     use_layer = ops.logical_and(ops.logical_not(use_channel), cos_l < delta / size**0.5)
     w_hat_l = w / (w_norm_l + eps)
-    proj_l = u - w_hat_l * ops.sum(w_hat_l * u)
+    proj_l = u - w_hat_l * fast_sum(w_hat_l * u)
 
     out = ops.where(use_channel, proj_c, ops.where(use_layer, proj_l, u))
     projected = ops.cast(ops.logical_or(use_channel, use_layer), "float32")
