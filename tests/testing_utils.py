@@ -80,3 +80,12 @@ def assert_weights_close(a, b, rtol=1e-5, atol=1e-6):
     assert len(a) == len(b)
     for i, (wa, wb) in enumerate(zip(a, b)):
         np.testing.assert_allclose(wa, wb, rtol=rtol, atol=atol, err_msg=f"weight {i}")
+
+
+def apply_gradient_sequence(optimizer, xs, grad_seq, names=None):
+    """Applies fixed float gradients step by step to float32 variables made from `xs`; returns their values."""
+    names = names or [f"v{i}" for i in range(len(xs))]
+    variables = [keras.Variable(x, dtype="float32", name=n) for x, n in zip(xs, names)]
+    for gs in grad_seq:
+        optimizer.apply([tf.constant(g, tf.float32) for g in gs], variables)
+    return [v.numpy() for v in variables]

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_si.optimizers._projection import project
-from keras_si.optimizers.base import Optimizer, check_positive_number
+from keras_si.optimizers.base import Optimizer, check_fraction, check_positive_number
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
@@ -31,9 +31,8 @@ class AdamP(Optimizer):
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=None, delta=0.1,
                  wd_ratio=0.1, nesterov=False, name="adamp", **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs)
-        for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
-                raise ValueError(f"`{arg}` must be in [0, 1). Received: {arg}={value!r}")
+        check_fraction("beta_1", beta_1)
+        check_fraction("beta_2", beta_2)
         check_positive_number("epsilon", epsilon)
         check_positive_number("delta", delta)
         if not (isinstance(wd_ratio, (int, float)) and 0.0 <= wd_ratio <= 1.0):

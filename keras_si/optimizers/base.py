@@ -53,6 +53,12 @@ def check_positive_number(name, value, allow_zero=False, allow_none=False):
         raise ValueError(f"`{name}` must be a finite number {bound}. Received: {name}={value!r}")
 
 
+def check_fraction(name, value):
+    """Raises a ValueError naming `name` unless `value` is a number in [0, 1) (momentum, betas)."""
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0):
+        raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
+
+
 @keras.saving.register_keras_serializable(package="keras_si")
 class Optimizer(keras.optimizers.Optimizer):
     """Base class: hooks see all-reduced gradients; selection by variable path.

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from keras_si.optimizers import _norms
-from keras_si.optimizers.base import Optimizer, check_positive_number
+from keras_si.optimizers.base import Optimizer, check_fraction, check_positive_number
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
@@ -43,8 +43,7 @@ class LARS(Optimizer):
                  name="lars", **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          exclude_from_weight_decay=exclude_from_weight_decay, name=name, **kwargs)
-        if not (isinstance(momentum, (int, float)) and 0.0 <= momentum < 1.0):
-            raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={momentum!r}")
+        check_fraction("momentum", momentum)
         check_positive_number("trust_coefficient", trust_coefficient)
         self.momentum = float(momentum)
         self.trust_coefficient = float(trust_coefficient)

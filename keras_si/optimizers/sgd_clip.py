@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_si.optimizers import _norms
-from keras_si.optimizers.base import Optimizer, check_positive_number
+from keras_si.optimizers.base import Optimizer, check_fraction, check_positive_number
 
 # Guards the division by the gradient norm when the gradient is exactly 0.
 _TINY = 1e-30
@@ -102,8 +102,7 @@ class SGDClip(Optimizer):
                 f"Received weight_decay={weight_decay!r}, clip_factor={clip_factor!r}; "
                 "pass clip_factor=None for unclipped SGD."
             )
-        if not (isinstance(momentum, (int, float)) and 0.0 <= momentum < 1.0):
-            raise ValueError(f"`momentum` must be a float in [0, 1). Received: momentum={momentum!r}")
+        check_fraction("momentum", momentum)
         self.clip_factor = None if clip_factor is None else float(clip_factor)
         self.momentum = float(momentum)
 

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_si.optimizers._projection import project
-from keras_si.optimizers.base import Optimizer, check_positive_number
+from keras_si.optimizers.base import Optimizer, check_fraction, check_positive_number
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
@@ -34,8 +34,7 @@ class SGDP(Optimizer):
     def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=False, weight_decay=None, delta=0.1,
                  wd_ratio=0.1, epsilon=1e-8, name="sgdp", **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs)
-        if not (isinstance(momentum, (int, float)) and 0.0 <= momentum < 1.0):
-            raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={momentum!r}")
+        check_fraction("momentum", momentum)
         check_positive_number("delta", delta)
         check_positive_number("epsilon", epsilon)
         if not (isinstance(wd_ratio, (int, float)) and 0.0 <= wd_ratio <= 1.0):

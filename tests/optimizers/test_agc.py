@@ -35,12 +35,7 @@ def agc_sgd_reference(xs, grad_seq, lr, clipping, eps, clip_mask=None):
     return xs, clipped_any
 
 
-def run(optimizer, xs, grad_seq, names=None):
-    names = names or [f"v{i}" for i in range(len(xs))]
-    variables = [keras.Variable(x, dtype="float32", name=n) for x, n in zip(xs, names)]
-    for gs in grad_seq:
-        optimizer.apply([tf.constant(g, tf.float32) for g in gs], variables)
-    return [v.numpy() for v in variables]
+run = tu.apply_gradient_sequence
 
 
 @pytest.mark.parametrize("grad_scale,clips", [(5.0, True), (1e-4, False)])

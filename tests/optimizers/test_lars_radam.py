@@ -22,12 +22,7 @@ def problem(seed, steps, scale=1.0):
     return xs, grads
 
 
-def run(optimizer, xs, grad_seq, names=None):
-    names = names or [f"v{i}" for i in range(len(xs))]
-    variables = [keras.Variable(x, dtype="float32", name=n) for x, n in zip(xs, names)]
-    for gs in grad_seq:
-        optimizer.apply([tf.constant(g, tf.float32) for g in gs], variables)
-    return [v.numpy() for v in variables]
+run = tu.apply_gradient_sequence
 
 
 def lars_reference(xs, grad_seq, lr, mu, lam, tc, nesterov=False, adapt=None, decay=None):
