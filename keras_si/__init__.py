@@ -10,6 +10,7 @@ from keras_si import layers
 from keras_si import losses
 from keras_si import optimizers
 from keras_si import schedules
+from keras_si.sam import SAM, SharpnessAwareMinimization
 from keras_si.callbacks import SGDClipMonitor
 from keras_si.invariance import (
     assert_scale_invariant,
