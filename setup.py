@@ -41,6 +41,8 @@ setup(
             "tensorboard",  # summaries; tensorflow 2.21 no longer installs it
         ],
         "test": ["pytest"],
+        # examples/: the digits comparison (data ships inside scikit-learn) and the plots.
+        "examples": ["scikit-learn", "matplotlib"],
     },
     classifiers=[
         "License :: OSI Approved :: Apache Software License",
