@@ -8,6 +8,10 @@
     python -m official.nlp.pretrain --model=sibert --config=base \
         --input_files='gs://bucket/data/*.tfrecord' --strategy=tpu --tpu=local ...
 
+    # Several workers: the same command on each, TF_CONFIG giving its index (see docs/pipeline.md).
+    TF_CONFIG='{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}' \
+        python -m official.nlp.pretrain --strategy=multi_worker_mirrored --model_dir=gs://bucket/run ...
+
 Data: `--input_files` (TFRecords, static masks), or raw text with dynamic
 masking from `--text_files` or a prepared TFDS dataset (`--tfds_name`).
 Training: SIBERT as in the paper (encoder on SGDClip, heads on Lamb), BERT on
@@ -55,6 +59,7 @@ flags.DEFINE_float("weight_decay", 1e-2, "Weight decay.")
 flags.DEFINE_float("clip_factor", 2.0, "SGDClip's clip factor sqrt(C); <= 0 turns clipping off.")
 flags.DEFINE_list("lr_decay_at", ["0.6", "0.9"], "SIBERT: fractions of train_steps where the LR drops 10x.")
 flags.DEFINE_float("init_scale", 1.0, "Multiplies the initializer std (0.02).")
+flags.DEFINE_float("dropout", None, "Encoder dropout rate, hidden and attention (default: the preset's, 0.1).")
 flags.DEFINE_enum("mixed_precision_policy", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
                   "Keras dtype policy.")
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA compilation of the train step.")
@@ -67,7 +72,7 @@ flags.DEFINE_integer("verbose", 1, "Keras fit verbosity (1 = progress bar).")
 FLAGS = flags.FLAGS
 FLAG_NAMES = [
     "model", "config", "vocab_file", "max_seq_length", "max_predictions_per_seq", "train_steps", "learning_rate",
-    "head_learning_rate", "warmup_steps", "weight_decay", "clip_factor", "lr_decay_at", "init_scale",
+    "head_learning_rate", "warmup_steps", "weight_decay", "clip_factor", "lr_decay_at", "init_scale", "dropout",
     "steps_per_execution", "jit_compile", "global_batch_size", "seed",
 ]
 
@@ -89,6 +94,8 @@ def validate_flags(f):
     if f.steps_per_epoch % f.steps_per_execution:
         raise ValueError(f"--steps_per_epoch={f.steps_per_epoch} must be a multiple of "
                          f"--steps_per_execution={f.steps_per_execution}.")
+    if f.dropout is not None and not 0 <= f.dropout < 1:
+        raise ValueError(f"--dropout must be in [0, 1). Received: {f.dropout}")
     for name in ("learning_rate", "head_learning_rate", "init_scale"):
         value = getattr(f, name)
         if value is not None and not value > 0:
@@ -138,9 +145,11 @@ def eval_dataset(f, vocab):
 def build_model(f, vocab_size):
     from official.nlp import modeling
 
+    dropout = getattr(f, "dropout", None)  # absent from the flags.json of runs before --dropout
+    rates = {} if dropout is None else dict(dropout=dropout, attention_dropout=dropout)
     config = modeling.get_config(f.config, vocab_size=vocab_size,
                                  max_position_embeddings=max(512, f.max_seq_length),
-                                 initializer_std=0.02 * f.init_scale)
+                                 initializer_std=0.02 * f.init_scale, **rates)
     model = modeling.Pretrainer(f.model, config)
     model(modeling.dummy_features(2, f.max_seq_length, f.max_predictions_per_seq, vocab_size))
     return model
@@ -170,7 +179,13 @@ def mlm_accuracy(model, dataset):
     return results.get("mlm_accuracy", float("nan")), results.get("mlm_loss", float("nan"))
 
 
-def run(f):
+def run(f, strategy=None):
+    """Pretrains with the flag values `f`; returns (model, summary).
+
+    `strategy`, if given, is used instead of the one `--strategy` names (a test
+    process shares one MirroredStrategy over its devices: see
+    tests/testing_utils.two_cpu_strategy).
+    """
     if os.environ.get("KERAS_SI_FULL_TRACEBACKS"):
         import keras
 
@@ -185,7 +200,8 @@ def run(f):
 
     validate_flags(f)
     # Multi-worker strategies must exist before any other TF op runs.
-    strategy = distribute_utils.get_strategy(f.strategy, tpu=f.tpu, num_gpus=f.num_gpus)
+    if strategy is None:
+        strategy = distribute_utils.get_strategy(f.strategy, tpu=f.tpu, num_gpus=f.num_gpus)
     logging.info("Strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
     # Every worker saves (saving may need them all), but only the chief into --model_dir.
     chief, task_id = distribute_utils.chief_and_task(strategy)

@@ -40,6 +40,7 @@ def flag_values(**overrides):
         (dict(global_batch_size=0), "global_batch_size"),
         (dict(steps_per_execution=3), "multiple of"),
         (dict(learning_rate=-1.0), "learning_rate"),
+        (dict(dropout=1.0), "--dropout"),
         (dict(lr_decay_at=["0.9", "0.6"]), "lr_decay_at"),
         (dict(weight_decay=0.0), "weight_decay"),
         (dict(model_dir=None), "model_dir"),

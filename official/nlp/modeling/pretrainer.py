@@ -62,10 +62,18 @@ class Pretrainer(keras.Model):
             outputs["nsp"] = self.nsp_head(sequence)
         return outputs
 
+    def train_step(self, data):
+        return _per_replica_logs_for_multi_worker(self, super().train_step(data))
+
+    def test_step(self, data):
+        return _per_replica_logs_for_multi_worker(self, super().test_step(data))
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras 3.15 (TF backend) reduces the first distributed batch with
-        # `strategy.reduce("MEAN", batch)`, which MultiWorkerMirroredStrategy rejects
-        # for a dict of inputs. Only the batch's structure and shapes matter for the
+        # `strategy.reduce("MEAN", batch, axis=None)`, the whole nested (x, y, weights)
+        # in one call, which MultiWorkerMirroredStrategy cannot do (it tries to convert
+        # the structure to one tensor: "Attempt to convert a value ({'input_word_ids':
+        # PerReplica..."). Only the batch's structure and shapes matter for the
         # symbolic build, so hand Keras one replica's part instead.
         if iterator is None or keras.backend.backend() != "tensorflow" or self._distribute_strategy is None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
@@ -85,6 +93,37 @@ class Pretrainer(keras.Model):
         config = super().get_config()
         config.update(model=self.model_type, config=self.encoder_config.to_dict(), use_nsp=self.use_nsp)
         return config
+
+
+def _in_multi_worker_mode(strategy):
+    """Keras's own test (`_collective_all_reduce_multi_worker` in its TF trainer) for its multi-worker branch."""
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def _per_replica_logs_for_multi_worker(model, logs):
+    """Makes a train/test step's scalar logs survive Keras 3.15's multi-worker reduction.
+
+    Keras 3.15's TF trainer reduces what a step returns with
+    `reduce_per_replica(..., reduction="mean")`. With one worker it takes
+    `tf.reduce_mean(local_results, axis=0)`, axis 0 being the replicas; in
+    multi-worker mode it calls `strategy.reduce("MEAN", v, axis=0)` instead,
+    where `axis` means a dimension *of each replica's value*, so every scalar
+    log (loss, metric results) fails with "Invalid reduction dimension 0 for
+    input with 0 dimensions" (tensorflow/tensorflow#72388). Giving each scalar a
+    length-1 axis 0 makes that call what Keras meant: per replica the sum over
+    the one element and a count of 1, summed over all replicas of all workers,
+    i.e. the mean over replicas, returned as a scalar again. Only in the mode
+    that takes that branch; one device, MirroredStrategy and TPUs are untouched.
+    """
+    if not _in_multi_worker_mode(model.distribute_strategy):
+        return logs
+    import tensorflow as tf
+
+    return keras.tree.map_structure(
+        lambda v: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v, logs
+    )
 
 
 def dummy_features(batch_size, seq_length, predictions, vocab_size, seed=0):
