@@ -15,13 +15,7 @@ selected with `where`, so the step has no data-dependent Python branch (XLA).
 
 from keras import ops
 
-from keras_si.optimizers._norms import fast_sum
-
-
-def _channel_stats(a, b):
-    """sum(a*b) per output unit (all axes but the last), keepdims."""
-    axes = tuple(range(len(a.shape) - 1))
-    return ops.sum(a * b, axis=axes, keepdims=True)
+from keras_si.optimizers._norms import unit_sum
 
 
 def project(weight, grad, update, delta, eps=1e-8):
@@ -34,22 +28,22 @@ def project(weight, grad, update, delta, eps=1e-8):
         fan_in *= d
     size = fan_in * w.shape[-1]
 
-    # Channel view.
-    w_norm_c = ops.sqrt(_channel_stats(w, w))
-    g_norm_c = ops.sqrt(_channel_stats(g, g))
-    cos_c = ops.abs(_channel_stats(w, g)) / (w_norm_c * g_norm_c + eps)
+    # Four per-unit dot products (one pass each); the layer view's are their totals.
+    # The cost of these optimizers is memory traffic, not arithmetic.
+    ww, gg, wg, wu = (unit_sum(ops.multiply, a, b) for a, b in ((w, w), (g, g), (w, g), (w, u)))
+
+    w_norm_c, g_norm_c = ops.sqrt(ww), ops.sqrt(gg)
+    cos_c = ops.abs(wg) / (w_norm_c * g_norm_c + eps)
     use_channel = ops.max(cos_c) < delta / fan_in**0.5
-    w_hat_c = w / (w_norm_c + eps)
-    proj_c = u - w_hat_c * _channel_stats(w_hat_c, u)
 
-    # Layer view.
-    w_norm_l = ops.sqrt(fast_sum(w * w))
-    g_norm_l = ops.sqrt(fast_sum(g * g))
-    cos_l = ops.abs(fast_sum(w * g)) / (w_norm_l * g_norm_l + eps)
+    w_norm_l, g_norm_l = ops.sqrt(ops.sum(ww)), ops.sqrt(ops.sum(gg))
+    cos_l = ops.abs(ops.sum(wg)) / (w_norm_l * g_norm_l + eps)
     use_layer = ops.logical_and(ops.logical_not(use_channel), cos_l < delta / size**0.5)
-    w_hat_l = w / (w_norm_l + eps)
-    proj_l = u - w_hat_l * fast_sum(w_hat_l * u)
 
-    out = ops.where(use_channel, proj_c, ops.where(use_layer, proj_l, u))
+    # u - w_hat (w_hat . u) with w_hat = w / (||w|| + eps) is u - w * (w . u) / (||w|| + eps)^2.
+    coef_c = wu / ops.square(w_norm_c + eps)
+    coef_l = ops.sum(wu) / ops.square(w_norm_l + eps)
+    coef = ops.where(use_channel, coef_c, ops.where(use_layer, coef_l, 0.0))
+    out = u - w * coef
     projected = ops.cast(ops.logical_or(use_channel, use_layer), "float32")
     return ops.cast(out, update.dtype), projected

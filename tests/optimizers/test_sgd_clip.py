@@ -195,6 +195,20 @@ def test_fast_norm_matches_float64_under_xla_and_eager():
     np.testing.assert_allclose(float(eager), want, rtol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(300, 257), (3, 3, 64, 120), (3, 3, 4, 8), (70,)])
+def test_unit_sum_matches_float64_under_xla_and_eager(shape):
+    """Per-output-unit sums (AGC, SGDP/AdamP); the two large shapes take the folded path under XLA:CPU."""
+    rng = np.random.RandomState(0)
+    a, b = rng.randn(*shape).astype("float32"), rng.randn(*shape).astype("float32")
+    axes = tuple(range(len(shape) - 1))
+    want = np.sum(a.astype(np.float64) * b, axis=axes, keepdims=True)
+    for fn in (_norms.unit_sum, tf.function(_norms.unit_sum, jit_compile=True)):
+        got = fn(tf.multiply, tf.constant(a), tf.constant(b))
+        assert tuple(got.shape) == want.shape
+        # float32 sums of a few hundred to 10^4 terms of size ~1: error well below 1e-4 absolute.
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_norms_accumulate_in_float32(dtype):
     x = tf.cast(tf.fill([4096], 300.0), dtype)  # 300^2 * 4096 overflows float16 (max 65504)
