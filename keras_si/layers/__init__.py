@@ -14,6 +14,7 @@ Degrees of homogeneity in the parameters (the paper's Table 2): a module is
 """
 
 from keras_si.layers.attention import SIMultiHeadAttention
+from keras_si.layers.dropout import Dropout
 from keras_si.layers.base import is_marked_scale_invariant, mark_scale_invariant
 from keras_si.layers.embedding import SIEmbeddings
 from keras_si.layers.encoder import SIEncoderBlock

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_si.layers.base import mark_scale_invariant
+from keras_si.layers.dropout import Dropout
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
@@ -55,7 +56,7 @@ class SIMultiHeadAttention(keras.layers.Layer):
         self.dropout = dropout
         self.epsilon = epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self._dropout = keras.layers.Dropout(dropout)
+        self._dropout = Dropout(dropout)
         mark_scale_invariant(self)
 
     def build(self, query_shape, value_shape=None, key_shape=None):

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_si.layers.base import mark_scale_invariant
+from keras_si.layers.dropout import Dropout
 from keras_si.layers.normalization import SI_EPSILON, affine_norm
 
 
@@ -50,7 +51,7 @@ class SIEmbeddings(keras.layers.Layer):
         self._type = keras.layers.Embedding(type_vocab_size, hidden_dim,
                                             embeddings_initializer=self.embedding_initializer, name="type_embedding")
         self._norm = affine_norm("embedding_norm", epsilon)
-        self._dropout = keras.layers.Dropout(dropout)
+        self._dropout = Dropout(dropout)
         self._projection = keras.layers.Dense(hidden_dim, use_bias=False, kernel_initializer=self.kernel_initializer,
                                               name="projection")
         mark_scale_invariant(self)

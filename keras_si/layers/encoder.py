@@ -4,6 +4,7 @@ import keras
 
 from keras_si.layers.attention import SIMultiHeadAttention
 from keras_si.layers.base import mark_scale_invariant
+from keras_si.layers.dropout import Dropout
 from keras_si.layers.feedforward import SIFeedForward
 from keras_si.layers.normalization import SI_EPSILON, scale_free_norm
 
@@ -44,7 +45,7 @@ class SIEncoderBlock(keras.layers.Layer):
         self._attention = None
         self._ffn = SIFeedForward(intermediate_dim, dropout=dropout,
                                   kernel_initializer=self.kernel_initializer, name="ffn")
-        self._dropout = keras.layers.Dropout(dropout)
+        self._dropout = Dropout(dropout)
         mark_scale_invariant(self)
 
     def build(self, input_shape):

@@ -3,6 +3,7 @@
 import keras
 
 from keras_si.layers.base import mark_scale_invariant
+from keras_si.layers.dropout import Dropout
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
@@ -32,7 +33,7 @@ class SIFeedForward(keras.layers.Layer):
         self._inner = keras.layers.Dense(
             intermediate_dim, activation="relu", kernel_initializer=self.kernel_initializer, name="inner"
         )
-        self._dropout = keras.layers.Dropout(dropout)
+        self._dropout = Dropout(dropout)
         self._outer = None
         mark_scale_invariant(self)
 
