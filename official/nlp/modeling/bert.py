@@ -7,6 +7,12 @@ from keras_si.layers import Dropout
 from official.nlp.modeling.configs import ConfiguredEncoder
 
 
+@keras.saving.register_keras_serializable(package="official")
+def gelu_tanh(x):
+    """GELU in the tanh approximation, as in the original BERT code and the Model Garden's BERT encoder."""
+    return keras.activations.gelu(x, approximate=True)
+
+
 class _MultiHeadAttention(keras.layers.MultiHeadAttention):
     """Keras's attention with its attention-probability dropout drawn by `keras_si.layers.Dropout`.
 
@@ -21,7 +27,7 @@ class _MultiHeadAttention(keras.layers.MultiHeadAttention):
 
 @keras.saving.register_keras_serializable(package="official")
 class BertTransformerBlock(keras.layers.Layer):
-    """Post-LN block: `h = LN(h + MHA(h)); h = LN(h + FF(h))`, GELU feed-forward."""
+    """Post-LN block: `h = LN(h + MHA(h)); h = LN(h + FF(h))`, GELU (tanh approximation) feed-forward."""
 
     def __init__(self, num_heads, intermediate_size, dropout=0.1, attention_dropout=0.1,
                  initializer_std=0.02, **kwargs):
@@ -42,7 +48,7 @@ class BertTransformerBlock(keras.layers.Layer):
         self.attention.build(input_shape, input_shape)
         self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-12, dtype="float32", name="attention_norm")
         self.attention_norm.build(input_shape)
-        self.intermediate = keras.layers.Dense(self.intermediate_size, activation="gelu",
+        self.intermediate = keras.layers.Dense(self.intermediate_size, activation=gelu_tanh,
                                                kernel_initializer=init, name="intermediate")
         self.intermediate.build(input_shape)
         self.output_dense = keras.layers.Dense(hidden, kernel_initializer=init, name="output")
