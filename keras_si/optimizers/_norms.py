@@ -84,13 +84,12 @@ def _folded_sum_of_squares(x):
     return _folded_sum(x, ops.square)
 
 
-def fast_sum(x):
-    """sum(x) over all elements as a float32 scalar, with the XLA:CPU fold where it pays."""
-    x = ops.cast(x, "float32")
+def _use_fold():
+    """True where XLA:CPU's serial reductions are the bottleneck (see the module docstring)."""
     backend = keras.backend.backend()
-    if (backend == "tensorflow" and _in_xla_context() and _runs_on_cpu()) or (backend == "jax" and _runs_on_cpu()):
-        return _folded_sum(x)
-    return ops.sum(x)
+    return (backend == "tensorflow" and _in_xla_context() and _runs_on_cpu()) or (
+        backend == "jax" and _runs_on_cpu()
+    )
 
 
 def sum_of_squares(x):
@@ -208,14 +207,6 @@ def is_sparse(grad):
     import tensorflow as tf
 
     return isinstance(grad, tf.IndexedSlices)
-
-
-def _use_fold():
-    """True where XLA:CPU's serial reductions are the bottleneck (see the module docstring)."""
-    backend = keras.backend.backend()
-    return (backend == "tensorflow" and _in_xla_context() and _runs_on_cpu()) or (
-        backend == "jax" and _runs_on_cpu()
-    )
 
 
 def unit_sum(fn, *tensors):

@@ -202,8 +202,11 @@ def test_unit_sum_matches_float64_under_xla_and_eager(shape):
     a, b = rng.randn(*shape).astype("float32"), rng.randn(*shape).astype("float32")
     axes = tuple(range(len(shape) - 1))
     want = np.sum(a.astype(np.float64) * b, axis=axes, keepdims=True)
-    for fn in (_norms.unit_sum, tf.function(_norms.unit_sum, jit_compile=True)):
-        got = fn(tf.multiply, tf.constant(a), tf.constant(b))
+    def dot(x, y):
+        return _norms.unit_sum(tf.multiply, x, y)
+
+    for fn in (dot, tf.function(dot, jit_compile=True)):
+        got = fn(tf.constant(a), tf.constant(b))
         assert tuple(got.shape) == want.shape
         # float32 sums of a few hundred to 10^4 terms of size ~1: error well below 1e-4 absolute.
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-4)
