@@ -119,7 +119,8 @@ class SharpnessAwareMinimization(keras.Model):
         factor = ops.where(ops.isfinite(norm), self.rho / (norm + self.eps), 0.0)
         if self.adaptive:
             grads = [s * g for s, g in zip(scales, grads)]
-        return [ops.where(ops.isfinite(factor * g), factor * g, 0.0) for g in grads]
+        # factor is 0 then, and 0 * inf is nan: those entries become 0 too.
+        return [ops.where(ops.isfinite(e), e, 0.0) for e in (factor * g for g in grads)]
 
     def _seed_states(self):
         return [sg.state for layer in self._flatten_layers() for sg in getattr(layer, "_seed_generators", [])]
