@@ -9,9 +9,10 @@ XLA on. Each model trains on synthetic well-formed batches (the input pipeline
 is measured separately) with `steps_per_execution=--steps`; at least `--chunks`
 executions are timed, each from the end of the previous one in the same epoch
 (Keras's work between epochs and the compiling first epoch are left out, as the
-Model Garden reference times bare steps); the median gives sequences/s. Model FLOPs per sequence are counted from the shapes
-(matmuls only, training = 3 x forward), so the rate carries to other devices:
-MFU = achieved FLOP/s / the device's peak (`--peak_tflops`).
+Model Garden reference times bare steps); the median gives sequences/s. Model
+FLOPs per sequence are counted from the shapes (matmuls only, training = 3 x
+forward), so the rate carries to other devices: MFU = achieved FLOP/s / the
+device's peak (`--peak_tflops`).
 
 With `--model_garden SCRIPT`, the Model Garden's BertPretrainerV2 reference
 (tf-models-official, its own virtualenv) runs in the same benchmark run and the
@@ -81,18 +82,14 @@ def train_rate(model_type, config, args):
         """
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.last = None
+            self.epoch, self.last = epoch, None
 
         def on_train_batch_end(self, batch, logs=None):
             now = time.perf_counter()
-            if self.last is not None and epoch_done[0] >= 1:  # the first epoch compiles
+            if self.last is not None and self.epoch >= 1:  # the first epoch compiles
                 times.append(now - self.last)
             self.last = now
 
-        def on_epoch_end(self, epoch, logs=None):
-            epoch_done[0] += 1
-
-    epoch_done = [0]
     x, y, w = synthetic_data(args.batch, args.seq, args.pred, config.vocab_size, args.steps * 3)
     model.fit(x, y, sample_weight=w, batch_size=args.batch, epochs=1 + -(-args.chunks // 2), shuffle=False,
               verbose=0, callbacks=[Timer()])
