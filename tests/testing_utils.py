@@ -89,3 +89,19 @@ def apply_gradient_sequence(optimizer, xs, grad_seq, names=None):
     for gs in grad_seq:
         optimizer.apply([tf.constant(g, tf.float32) for g in gs], variables)
     return [v.numpy() for v in variables]
+
+
+def checkpoint_variables(path):
+    """{name: value} of the variables saved in a tf.train checkpoint."""
+    reader = tf.train.load_checkpoint(path)
+    names = [n for n in reader.get_variable_to_shape_map() if n.endswith("/.ATTRIBUTES/VARIABLE_VALUE")]
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def assert_checkpoints_close(actual, expected, rtol, atol):
+    """Two checkpoints hold the same (more than 20) variables with values within the tolerances."""
+    a, b = checkpoint_variables(actual), checkpoint_variables(expected)
+    assert sorted(a) == sorted(b), "the checkpoints hold different variables"
+    assert len(a) > 20, f"only {len(a)} variables in {actual}"
+    for name in b:
+        np.testing.assert_allclose(a[name], b[name], rtol=rtol, atol=atol, err_msg=name)

@@ -48,18 +48,8 @@ RTOL, ATOL = 1e-5, 1e-6
 WORKER_TIMEOUT_S = 150
 
 
-def _variables(path):
-    reader = tf.train.load_checkpoint(path)
-    names = [n for n in reader.get_variable_to_shape_map() if n.endswith("/.ATTRIBUTES/VARIABLE_VALUE")]
-    return {n: reader.get_tensor(n) for n in names}
-
-
-def _assert_checkpoints_close(actual, expected, rtol=RTOL, atol=ATOL):
-    a, b = _variables(actual), _variables(expected)
-    assert sorted(a) == sorted(b), "the checkpoints hold different variables"
-    assert len(a) > 20, f"only {len(a)} variables in {actual}"
-    for name in b:
-        np.testing.assert_allclose(a[name], b[name], rtol=rtol, atol=atol, err_msg=name)
+def _assert_checkpoints_close(actual, expected):
+    tu.assert_checkpoints_close(actual, expected, rtol=RTOL, atol=ATOL)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +57,7 @@ def one_device_run(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("one_device"))
     _, summary = pretrain.run(flag_values(model_dir=model_dir, strategy="one_device", **RUN))
     # The comparison is not vacuous: training moves the weights far more than the tolerance.
-    before, after = _variables(os.path.join(model_dir, "ckpt-2")), _variables(os.path.join(model_dir, "ckpt-4"))
+    before, after = tu.checkpoint_variables(os.path.join(model_dir, "ckpt-2")), tu.checkpoint_variables(os.path.join(model_dir, "ckpt-4"))
     moved = max(float(np.max(np.abs(after[n] - before[n]))) for n in after if after[n].dtype.kind == "f")
     assert moved > 1e3 * ATOL, f"steps 3-4 changed the checkpointed variables by only {moved}"
     return model_dir, summary
@@ -200,7 +190,7 @@ def test_multi_worker_two_processes_chief_writes_matches_one_device_and_resumes(
     assert "Held-out MLM accuracy after training" in chief_out
 
     # Resume: go back to the state of a run stopped after its step-2 checkpoint, run both workers again.
-    final = _variables(os.path.join(model_dir, "ckpt-4"))
+    final = tu.checkpoint_variables(os.path.join(model_dir, "ckpt-4"))
     for name in tf.io.gfile.glob(os.path.join(model_dir, "ckpt-4.*")) + [os.path.join(model_dir, "summary.json")]:
         os.remove(name)
     tf.io.gfile.rmtree(os.path.join(model_dir, "export"))
@@ -211,6 +201,6 @@ def test_multi_worker_two_processes_chief_writes_matches_one_device_and_resumes(
         assert "(step 2)" in out and "Resuming from" in out, f"worker {i} did not resume from step 2"
     assert {"ckpt-4.index", "summary.json"} <= set(os.listdir(model_dir))
     assert not [n for n in os.listdir(model_dir) if n.startswith(".worker")]
-    resumed = _variables(os.path.join(model_dir, "ckpt-4"))
+    resumed = tu.checkpoint_variables(os.path.join(model_dir, "ckpt-4"))
     for name in final:
         np.testing.assert_allclose(resumed[name], final[name], rtol=1e-6, atol=1e-7, err_msg=name)
