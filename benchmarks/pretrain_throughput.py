@@ -59,7 +59,8 @@ def synthetic_data(batch, seq, pred, vocab, steps):
     return x, y, w
 
 
-def train_rate(model_type, config, args):
+def train_rate(model_type, config, args, trace_dir=None):
+    """Median sequences/s of `model.fit`; with `trace_dir` (JAX), a profiler trace of one more epoch."""
     keras.utils.set_random_seed(0)
     model = modeling.Pretrainer(model_type, config)
     model(modeling.dummy_features(2, args.seq, args.pred, config.vocab_size))
@@ -93,6 +94,11 @@ def train_rate(model_type, config, args):
     x, y, w = synthetic_data(args.batch, args.seq, args.pred, config.vocab_size, args.steps * 3)
     model.fit(x, y, sample_weight=w, batch_size=args.batch, epochs=1 + -(-args.chunks // 2), shuffle=False,
               verbose=0, callbacks=[Timer()])
+    if trace_dir:
+        import jax
+
+        with jax.profiler.trace(trace_dir):
+            model.fit(x, y, sample_weight=w, batch_size=args.batch, epochs=1, shuffle=False, verbose=0)
     return args.batch * args.steps / statistics.median(times)
 
 

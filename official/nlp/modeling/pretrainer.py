@@ -62,11 +62,13 @@ class Pretrainer(keras.Model):
             outputs["nsp"] = self.nsp_head(sequence)
         return outputs
 
-    def train_step(self, data):
-        return _per_replica_logs_for_multi_worker(self, super().train_step(data))
+    # `*args`: the TensorFlow trainer passes `(data,)`, the JAX one `(state, data)`
+    # and returns `(logs, state)`, which the multi-worker fix (TensorFlow only) leaves alone.
+    def train_step(self, *args):
+        return _per_replica_logs_for_multi_worker(self, super().train_step(*args))
 
-    def test_step(self, data):
-        return _per_replica_logs_for_multi_worker(self, super().test_step(data))
+    def test_step(self, *args):
+        return _per_replica_logs_for_multi_worker(self, super().test_step(*args))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras 3.15 (TF backend) reduces the first distributed batch with
@@ -117,7 +119,7 @@ def _per_replica_logs_for_multi_worker(model, logs):
     i.e. the mean over replicas, returned as a scalar again. Only in the mode
     that takes that branch; one device, MirroredStrategy and TPUs are untouched.
     """
-    if not _in_multi_worker_mode(model.distribute_strategy):
+    if keras.backend.backend() != "tensorflow" or not _in_multi_worker_mode(model.distribute_strategy):
         return logs
     import tensorflow as tf
 

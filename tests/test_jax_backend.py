@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("jax", reason="JAX is not installed (optional backend)")
 
 
-def test_sgd_clip_on_jax_backend():
+def test_jax_backend():
     script = os.path.join(os.path.dirname(__file__), "jax_backend_check.py")
     env = dict(os.environ, KERAS_BACKEND="jax")
     result = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=600)

@@ -1,0 +1,108 @@
+"""keras_si and the pretraining model on the JAX backend; run in its own process.
+
+    KERAS_BACKEND=jax python tests/jax_backend_check.py
+
+`test_jax_backend.py` runs it where JAX is installed (CI has no JAX; a GPU
+machine with JAX but without TensorFlow can run it directly). It checks
+SGDClip against the float64 reference inside `jax.jit(stateless_apply)` (how
+the JAX trainer runs optimizers) with the exclusion by `variable.path`, a
+`model.fit` with the monitor, `keras_si.layers.Dropout`'s JAX path (the
+hashed mask: statistics, rescaling, seeding, equal to the backend-neutral
+`hash_keep_mask`), and a `model.fit` of the BERT and SIBERT pretrainers with
+their optimizers (the JAX trainer calls `train_step(state, data)`).
+"""
+
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = "jax"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_si  # noqa: E402
+from keras_si.layers.dropout import hash_keep_mask  # noqa: E402
+from official.nlp import modeling, optimization  # noqa: E402
+from tests.optimizers.sgd_clip_reference import assert_close_to_reference, sgd_clip_reference  # noqa: E402
+
+assert keras.backend.backend() == "jax"
+
+
+def check_reference(momentum):
+    rng = np.random.RandomState(0)
+    shapes = [(7,), (5, 4), (3, 3, 2, 4), (300, 300)]  # the last takes the folded norm path
+    xs = [rng.randn(*s) for s in shapes]
+    grad_seq = [[20.0 * rng.randn(*s) for s in shapes] for _ in range(15)]
+    opt = keras_si.SGDClip(0.1, weight_decay=0.05, momentum=momentum, exclude_from_weight_decay=["v1$"])
+    variables = [keras.Variable(x.astype("float32"), name=f"v{i}") for i, x in enumerate(xs)]
+    opt.build(variables)
+    step = jax.jit(opt.stateless_apply)
+    opt_vals, var_vals = [v.value for v in opt.variables], [v.value for v in variables]
+    for gs in grad_seq:
+        var_vals, opt_vals = step(opt_vals, [jax.numpy.asarray(g, "float32") for g in gs], var_vals)
+    want, scales = sgd_clip_reference(xs, grad_seq, lambda t: 0.1, 0.05, 2.0, momentum,
+                                      decay_mask=[True, False, True, True])
+    assert sum(s < 1 for s in scales) > 5
+    assert_close_to_reference(var_vals, want)
+
+
+def check_fit():
+    rng = np.random.RandomState(0)
+    x = rng.randn(64, 6).astype("float32")
+    y = rng.randn(64, 1).astype("float32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer=keras_si.SGDClip(0.5, weight_decay=0.01, clip_factor=0.5), loss="mse")
+    h = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[keras_si.SGDClipMonitor()]).history
+    assert h["clip_rate"][0] > 0 and np.isfinite(h["loss"][-1]), h
+
+
+def check_dropout():
+    rate, x = 0.1, jax.numpy.ones((256, 1024))
+    layer = keras_si.layers.Dropout(rate, seed=3)
+    seed_before = layer.seed_generator.state.value
+    # Compiled (how the trainer runs it: stateless, the seed state in and out) and eager give the same mask.
+    jitted, _ = jax.jit(lambda s, t: layer.stateless_call([], [s], t, training=True))(seed_before, x)
+    first = np.asarray(layer(x, training=True))
+    np.testing.assert_array_equal(np.asarray(jitted), first)
+    second = np.asarray(layer(x, training=True))
+    # Binomial(2**18, 0.1): std 6e-4; 5 sigma.
+    for out in (first, second):
+        assert abs(np.mean(out == 0) - rate) < 3e-3, np.mean(out == 0)
+        np.testing.assert_array_equal(np.unique(out[out != 0]), np.float32(1.0) / np.float32(1 - rate))
+    assert np.mean((first == 0) != (second == 0)) > 0.1  # the seed advances
+    # The mask is hash_keep_mask of the seed the layer drew (its first draw: the initial state).
+    want = np.asarray(hash_keep_mask(x.shape, seed_before, rate))
+    np.testing.assert_array_equal(first != 0, want)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), np.asarray(x))
+
+
+def check_pretrainer_fit():
+    config = modeling.EncoderConfig(vocab_size=64, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                                    max_position_embeddings=32)
+    features = modeling.dummy_features(16, 16, 3, config.vocab_size)
+    rng = np.random.RandomState(0)
+    labels = {"mlm": rng.randint(0, config.vocab_size, (16, 3)).astype("int32"),
+              "nsp": rng.randint(0, 2, 16).astype("int32")}
+    for model_type in ("bert", "sibert"):
+        keras.utils.set_random_seed(0)
+        model = modeling.Pretrainer(model_type, config)
+        model(features)
+        opt = (optimization.sibert_optimizer(model, 10, head_warmup_steps=2) if model_type == "sibert"
+               else optimization.bert_optimizer(10, warmup_steps=2))
+        metrics, weighted = optimization.pretraining_metrics()
+        model.compile(optimizer=opt, loss=optimization.pretraining_losses(), metrics=metrics,
+                      weighted_metrics=weighted, jit_compile=True, steps_per_execution=2)
+        h = model.fit(features, labels, batch_size=4, epochs=2, verbose=0).history
+        assert all(np.isfinite(h["loss"])), (model_type, h)
+
+
+if __name__ == "__main__":
+    for momentum in (0.0, 0.9):
+        check_reference(momentum)
+    check_fit()
+    check_dropout()
+    check_pretrainer_fit()
+    print("jax backend: SGDClip matches the float64 reference; fit + monitor ok; Dropout ok; BERT/SIBERT fit ok; "
+          "devices:", jax.devices())
