@@ -25,25 +25,15 @@ import keras  # noqa: E402
 
 import pretrain_throughput as pt  # noqa: E402
 from keras_si.layers import dropout as dropout_module  # noqa: E402
-from official.nlp import modeling  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, default in (("layers", 4), ("hidden", 256), ("heads", 4), ("intermediate", 1024), ("seq", 128),
-                          ("batch", 32), ("pred", 20), ("vocab", 30522), ("steps", 5), ("chunks", 5)):
-        parser.add_argument(f"--{name}", type=int, default=default)
-    parser.add_argument("--policy", default="float32")
-    parser.add_argument("--peak_tflops", type=float, default=None)
+    pt.add_run_arguments(parser)
     parser.add_argument("--variants", default="keras,keras_si,none")
     parser.add_argument("--trace", default=None, help="JAX: write a profiler trace per variant under this folder")
     args = parser.parse_args()
-    args.no_xla = False
-    keras.mixed_precision.set_global_policy(args.policy)
-    config = modeling.EncoderConfig(vocab_size=args.vocab, hidden_size=args.hidden, num_layers=args.layers,
-                                    num_heads=args.heads, intermediate_size=args.intermediate,
-                                    max_position_embeddings=max(512, args.seq))
-    fps = pt.flops_per_sequence(config, args.seq, args.pred)
+    config, fps = pt.setup(args)
     shipped = dropout_module.Dropout.call
     rates = {}
     for variant in args.variants.split(","):

@@ -131,8 +131,8 @@ def input_rates(args):
     return rates
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_run_arguments(parser):
+    """The model size, timing, precision and MFU flags (shared with `dropout_cost.py`)."""
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--heads", type=int, default=4)
@@ -145,16 +145,25 @@ def main():
     parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--no-xla", action="store_true")
     parser.add_argument("--peak_tflops", type=float, default=None, help="device peak, for MFU")
-    parser.add_argument("--model_garden", default=None, help="the Model Garden reference script, run alongside")
-    parser.add_argument("--skip_input", action="store_true")
     parser.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
-    args = parser.parse_args()
-    keras.mixed_precision.set_global_policy(args.policy)
 
+
+def setup(args):
+    """Sets the dtype policy; returns the encoder config the flags describe and its FLOPs per sequence."""
+    keras.mixed_precision.set_global_policy(args.policy)
     config = modeling.EncoderConfig(vocab_size=args.vocab, hidden_size=args.hidden, num_layers=args.layers,
                                     num_heads=args.heads, intermediate_size=args.intermediate,
                                     max_position_embeddings=max(512, args.seq))
-    fps = flops_per_sequence(config, args.seq, args.pred)
+    return config, flops_per_sequence(config, args.seq, args.pred)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(parser)
+    parser.add_argument("--model_garden", default=None, help="the Model Garden reference script, run alongside")
+    parser.add_argument("--skip_input", action="store_true")
+    args = parser.parse_args()
+    config, fps = setup(args)
     print(f"L={args.layers} H={args.hidden} A={args.heads} I={args.intermediate} S={args.seq} B={args.batch} "
           f"P={args.pred} V={args.vocab}; XLA={'off' if args.no_xla else 'on'}; {fps / 1e9:.2f} GFLOP/sequence; "
           f"median of {args.chunks} chunks of {args.steps} steps; backend {keras.backend.backend()}, "

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_si
+from keras_si.layers.dropout import hash_keep_mask
 
 RATE = 0.1
 N = 1 << 20
@@ -77,8 +78,6 @@ def _reference_keep_mask(shape, seed, rate):
     ((4, 3, 16, 16), (-3, 2**40 + 7), 0.9),  # int64 seed words wrap to their low 32 bits
 ])
 def test_hash_mask_equals_numpy_reference(shape, seed, rate):
-    from keras_si.layers.dropout import hash_keep_mask
-
     got = hash_keep_mask(shape, tf.constant(seed, tf.int64), rate).numpy()
     np.testing.assert_array_equal(got, _reference_keep_mask(shape, seed, rate))
 
@@ -90,8 +89,6 @@ def test_hash_mask_statistics():
     weakest case for a counter-based generator. Each joint rate below is a
     Binomial proportion with p = 0.01 over ~N draws (std ~1e-4); 5 sigma.
     """
-    from keras_si.layers.dropout import hash_keep_mask
-
     shape = (64, 128, 128)
     first = ~hash_keep_mask(shape, tf.constant([5, 7], tf.int64), RATE).numpy()
     second = ~hash_keep_mask(shape, tf.constant([5, 8], tf.int64), RATE).numpy()
@@ -115,6 +112,4 @@ def test_dynamic_batch_under_xla():
                        input_signature=[tf.TensorSpec([None, 512], tf.float32)])
     seed = layer.seed_generator.state.numpy()
     out = call(tf.ones((1024, 512))).numpy()
-    from keras_si.layers.dropout import hash_keep_mask
-
     np.testing.assert_array_equal(out != 0, hash_keep_mask((1024, 512), tf.constant(seed), RATE).numpy())
