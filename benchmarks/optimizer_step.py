@@ -14,6 +14,10 @@ With `KERAS_BACKEND=jax` (e.g. on a GPU machine without TensorFlow) the step
 is `jax.jit(optimizer.stateless_apply)` with the state donated, as the JAX
 trainer runs it.
 
+Next to SGDP, AdamP, LARS and AGC, a `floor(...)` row measures the least an
+exact step of that algorithm can cost here: its baseline's step plus one full
+read of each tensor it must reduce before writing (see `ReadFloor`).
+
 Also printed: the bytes of per-weight optimizer state ("slot bytes"), i.e. all
 optimizer variables except scalars (iterations, learning rate, diagnostics).
 """
@@ -21,14 +25,18 @@ optimizer variables except scalars (iterations, learning rate, diagnostics).
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
+from keras import ops  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_si  # noqa: E402
+from keras_si.optimizers._norms import sum_of_squares  # noqa: E402
 
 
 def bert_base_shapes(layers=12, hidden=768, intermediate=3072, vocab=30522, positions=512):
@@ -69,7 +77,58 @@ def _add_toolbox_entries():
             OPTIMIZERS.append((name, factory, base))
 
 
+class ReadFloor:
+    """A baseline optimizer's step plus full reads of the tensors an algorithm needs before it may write.
+
+    SGDP, AdamP, LARS and AGC must know norms or dot products over a whole
+    variable (or output unit) *before* writing any of it, so an exact step
+    reads what its baseline reads plus these tensors once more. This entry
+    measures that lower bound on the same machine, in the same run: the
+    baseline's step and one `_norms.sum_of_squares` of each extra tensor, the
+    fastest full reduction the package has (on XLA:CPU it beats a plain
+    `sum`, whose reduction kernel runs slower than the fold; measured). A
+    step that reduces several statistics of the same tensors in separate
+    passes sits above this floor. `reads` holds "w" (weights),
+    "g" (gradients) and "s" (the baseline's per-weight slots: momentum, or
+    Adam's m and v).
+    """
+
+    def __init__(self, base, reads):
+        self.base, self.reads = base, reads
+
+    def tensors(self, variables, grads, slots):
+        groups = {"w": variables, "g": grads, "s": slots}
+        return [t for key in self.reads for t in groups[key]]
+
+    @staticmethod
+    def after_reads(grads, sums):
+        """`grads` times exactly 1, made to depend on `sums` as the real algorithms' updates do.
+
+        Without the dependency XLA may write the weights first and keep a copy
+        of the old ones for the reads, which costs more than the algorithms
+        it should bound. (XLA does not fold `0 * s` for floats: NaN semantics.)
+        """
+        one = 1.0 + 0.0 * sum(sums)
+        return [g * ops.cast(one, g.dtype) for g in grads]
+
+
+# name -> (baseline name, baseline factory, reads): the floors printed next to the toolbox entries.
+FLOORS = {
+    "LARS": ("SGD(momentum=0.9)", lambda: keras.optimizers.SGD(1e-4, momentum=0.9), "wg"),
+    "SGDP": ("SGD(momentum=0.9)", lambda: keras.optimizers.SGD(1e-4, momentum=0.9), "wgs"),
+    "AdamP": ("Adam", lambda: keras.optimizers.Adam(1e-6), "wgs"),
+    "AGC(SGD)": ("SGD", lambda: keras.optimizers.SGD(1e-4), "wg"),
+}
+
+
+def _add_floor_entries():
+    for name, (base, factory, reads) in FLOORS.items():
+        OPTIMIZERS.append((f"floor({name})", lambda f=factory, r=reads: ReadFloor(f(), r), base))
+
+
 def slot_bytes(optimizer):
+    if isinstance(optimizer, ReadFloor):
+        optimizer = optimizer.base
     return sum(
         int(np.prod(v.shape)) * np.dtype(keras.backend.standardize_dtype(v.dtype)).itemsize
         for v in optimizer.variables
@@ -80,10 +139,19 @@ def slot_bytes(optimizer):
 def _tf_step(opt, init, grad_values, xla):
     import tensorflow as tf
 
+    floor = opt if isinstance(opt, ReadFloor) else None
+    opt = floor.base if floor else opt
     variables = [keras.Variable(v, name=f"w{i}") for i, v in enumerate(init)]
     grads = [tf.constant(g) for g in grad_values]
     opt.build(variables)
-    fn = tf.function(lambda g: opt.apply(g, variables), jit_compile=xla)
+    slots = [v for v in opt.variables if len(v.shape) > 0]
+
+    def apply(g):
+        if floor:
+            g = floor.after_reads(g, [sum_of_squares(t) for t in floor.tensors(variables, g, slots)])
+        opt.apply(g, variables)
+
+    fn = tf.function(apply, jit_compile=xla)
 
     def step():
         fn(grads)
@@ -97,6 +165,8 @@ def _tf_step(opt, init, grad_values, xla):
 def _jax_step(opt, init, grad_values, xla):
     import jax
 
+    floor = opt if isinstance(opt, ReadFloor) else None
+    opt = floor.base if floor else opt
     variables = [keras.Variable(v, name=f"w{i}") for i, v in enumerate(init)]
     opt.build(variables)
     state = {
@@ -104,7 +174,15 @@ def _jax_step(opt, init, grad_values, xla):
         "vars": [v.value for v in variables],
     }
     grads = [jax.numpy.asarray(g) for g in grad_values]
-    fn = jax.jit(opt.stateless_apply, donate_argnums=(0, 2)) if xla else opt.stateless_apply
+    has_shape = [len(v.shape) > 0 for v in opt.variables]
+
+    def apply(opt_vars, grads, model_vars):
+        if floor:
+            slots = [v for v, keep in zip(opt_vars, has_shape) if keep]
+            grads = floor.after_reads(grads, [sum_of_squares(t) for t in floor.tensors(model_vars, grads, slots)])
+        return opt.stateless_apply(opt_vars, grads, model_vars)
+
+    fn = jax.jit(apply, donate_argnums=(0, 2)) if xla else apply
 
     def step():
         new_vars, new_opt = fn(state["opt"], grads, state["vars"])
@@ -121,39 +199,51 @@ def main():
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-xla", action="store_true")
-    parser.add_argument("--only", default="", help="comma-separated names (baselines are added)")
+    parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only", default="",
+                        help="comma-separated names measured together; ';' separates groups measured one "
+                             "after the other (baselines and floors are added to each group)")
     args = parser.parse_args()
-    if args.repeats < 5:
-        print(f"note: {args.repeats} repeats; quote medians of >= 5")
 
     foundation = [name for name, _, _ in OPTIMIZERS]
     _add_toolbox_entries()
+    _add_floor_entries()
     if args.only:
-        groups = [args.only.split(",")]
+        groups = [group.split(",") for group in args.only.split(";") if group]
     else:
-        # Two groups measured one after the other, each round-robin with its own
-        # baselines: all entries at once (a copy of the weights and the slots
-        # for each) need more than the 24 GiB of this project's machines.
-        groups = [foundation, [name for name, _, _ in OPTIMIZERS if name not in foundation]]
+        # Groups measured one after the other, each round-robin with its own
+        # baselines (and floor): all entries at once (a copy of the weights and
+        # the slots for each) need more than the 24 GiB of this project's machines.
+        toolbox = [name for name, _, _ in OPTIMIZERS if name not in foundation and not name.startswith("floor(")]
+        groups = [foundation] + [[name] for name in toolbox]
 
     shapes = bert_base_shapes(layers=args.layers)
+    if not args.no_header:
+        if args.repeats < 5:
+            print(f"note: {args.repeats} repeats; quote medians of >= 5")
+        print(f"{sum(int(np.prod(s)) for s in shapes) / 1e6:.1f}M float32 parameters in {len(shapes)} variables; "
+              f"backend {keras.backend.backend()}; XLA={'off' if args.no_xla else 'on'}; median of {args.repeats} "
+              f"round-robin repeats; keras {keras.__version__}, {os.cpu_count()} CPUs")
+        print(f"{'optimizer':24s} {'median ms':>10s} {'ratio':>7s}  {'vs':20s} {'slot bytes':>14s}", flush=True)
+    if len(groups) > 1:
+        # One process per group: TensorFlow does not give a group's weights and
+        # slots back when they go out of scope (the resident size grew by each
+        # group's footprint, and the whole toolbox ran out of 24 GiB).
+        for group in groups:
+            command = [sys.executable, os.path.abspath(__file__), "--only", ",".join(group), "--no-header",
+                       "--layers", str(args.layers), "--repeats", str(args.repeats)]
+            subprocess.run(command + (["--no-xla"] if args.no_xla else []), check=True)
+        return
+
     rng = np.random.RandomState(0)
     init = [rng.randn(*s).astype("float32") * 0.02 for s in shapes]
     grad_values = [rng.randn(*s).astype("float32") * 1e-3 for s in shapes]
-    n_params = sum(int(np.prod(s)) for s in shapes)
-    backend = keras.backend.backend()
-    print(f"{n_params / 1e6:.1f}M float32 parameters in {len(shapes)} variables; backend {backend}; "
-          f"XLA={'off' if args.no_xla else 'on'}; median of {args.repeats} round-robin repeats; "
-          f"keras {keras.__version__}, {os.cpu_count()} CPUs")
-    print(f"{'optimizer':24s} {'median ms':>10s} {'ratio':>7s}  {'vs':20s} {'slot bytes':>14s}")
-    for group in groups:
-        if group:
-            measure(with_baselines(group), init, grad_values, args)
+    measure(with_baselines(groups[0]), init, grad_values, args)
 
 
 def with_baselines(names):
     """The entries named, with their baselines (and the baselines' baselines)."""
-    wanted = set(names)
+    wanted = set(names) | {f"floor({name})" for name in names if name in FLOORS}
     for _ in range(2):
         wanted |= {base for name, _, base in OPTIMIZERS if name in wanted}
     return [e for e in OPTIMIZERS if e[0] in wanted]
