@@ -77,15 +77,20 @@ class SharpnessAwareMinimization(keras.Model):
         perturbation: `"replica"` or `"global"`, see above.
         eps: added to the norm in the denominator, > 0, so that a zero gradient gives `e = 0`.
 
-    Implemented for the TensorFlow backend.
+    On JAX, Keras differentiates the global batch's loss (also under a
+    `keras.distribution` that shards the batch), so `e` is the global one;
+    `perturbation="replica"` then raises if a distribution spans several
+    devices, and means the same as `"global"` on one device.
+
+    Implemented for the TensorFlow and JAX backends.
     """
 
     def __init__(self, model, rho=0.05, adaptive=False, eta=0.01, perturbation="replica",
                  eps=1e-12, **kwargs):
-        if keras.backend.backend() != "tensorflow":
+        if keras.backend.backend() not in ("tensorflow", "jax"):
             raise NotImplementedError(
-                "SharpnessAwareMinimization implements its training step for the TensorFlow "
-                f"backend; the Keras backend is {keras.backend.backend()!r}."
+                "SharpnessAwareMinimization implements its training step for the TensorFlow and JAX "
+                f"backends; the Keras backend is {keras.backend.backend()!r}."
             )
         if not isinstance(model, keras.Model):
             raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
@@ -130,7 +135,46 @@ class SharpnessAwareMinimization(keras.Model):
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
         return y_pred, loss
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        # The TF trainer calls train_step(data); the JAX trainer train_step(state, data).
+        if keras.backend.backend() == "jax":
+            return self._jax_train_step(*args)
+        return self._tf_train_step(*args)
+
+    def _jax_train_step(self, state, data):
+        """The same step, stateless, as Keras's JAX trainer runs it (`keras/src/backend/jax/trainer.py`)."""
+        import jax
+
+        distribution = keras.distribution.distribution()
+        devices = 1 if distribution is None else len(distribution.device_mesh.devices.flat)
+        if self.perturbation == "replica" and devices > 1:
+            raise NotImplementedError(
+                "perturbation='replica' (m-sharpness per device) is not implemented on JAX, where Keras "
+                "differentiates the global batch's loss; use perturbation='global'."
+            )
+        trainable, non_trainable, optimizer_vars, metrics_vars = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        grad_fn = jax.value_and_grad(self.compute_loss_and_updates, has_aux=True)
+
+        # First pass, at w: loss, predictions, and the non-trainable updates kept.
+        (_, aux), grads = grad_fn(trainable, non_trainable, metrics_vars, x, y, sample_weight,
+                                  training=True, optimizer_variables=optimizer_vars)
+        unscaled_loss, y_pred, non_trainable, metrics_vars = aux
+        e = self.ascent(grads, trainable)
+
+        # Second pass, at w + e: only its gradients and its random-seed states are kept.
+        perturbed = [w + ops.cast(d, w.dtype) for w, d in zip(trainable, e)]
+        (_, aux), perturbed_grads = grad_fn(perturbed, non_trainable, metrics_vars, x, y, sample_weight,
+                                            training=True, optimizer_variables=optimizer_vars)
+        seeds = {id(state) for state in self._seed_states()}
+        non_trainable = [after if id(v) in seeds else kept
+                         for v, kept, after in zip(self.non_trainable_variables, non_trainable, aux[2])]
+
+        trainable, optimizer_vars = self.optimizer.stateless_apply(optimizer_vars, perturbed_grads, trainable)
+        logs, metrics_vars = self._update_metrics_variables(metrics_vars, unscaled_loss, x, y, y_pred, sample_weight)
+        return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+    def _tf_train_step(self, data):
         import tensorflow as tf
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

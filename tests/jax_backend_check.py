@@ -9,7 +9,9 @@ the JAX trainer runs optimizers) with the exclusion by `variable.path`, a
 `model.fit` with the monitor, `keras_si.layers.Dropout`'s JAX path (the
 hashed mask: statistics, rescaling, seeding, equal to the backend-neutral
 `hash_keep_mask`), and a `model.fit` of the BERT and SIBERT pretrainers with
-their optimizers (the JAX trainer calls `train_step(state, data)`).
+their optimizers (the JAX trainer calls `train_step(state, data)`), and
+SAM/ASAM's stateless step against its float64 reference (with batch-norm
+statistics from the first pass and dropout seeds advanced by both).
 """
 
 import os
@@ -25,6 +27,7 @@ import numpy as np  # noqa: E402
 import keras_si  # noqa: E402
 from keras_si.layers.dropout import hash_keep_mask  # noqa: E402
 from official.nlp import modeling, optimization  # noqa: E402
+from tests import sam_reference  # noqa: E402
 from tests.optimizers.sgd_clip_reference import assert_close_to_reference, sgd_clip_reference  # noqa: E402
 
 assert keras.backend.backend() == "jax"
@@ -78,6 +81,41 @@ def check_dropout():
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), np.asarray(x))
 
 
+def check_sam():
+    """SAM and ASAM in the JAX trainer against the float64 reference (tolerance as in tests/test_sam.py)."""
+    ref = sam_reference
+    x, y = ref.data()
+    for adaptive, rho in ((False, 0.05), (True, 0.5)):
+        for jit_compile in (False, True):
+            model = ref.mlp()
+            w0 = [np.array(w, np.float64) for w in model.get_weights()]
+            sam = keras_si.SharpnessAwareMinimization(model, rho=rho, adaptive=adaptive)
+            sam.compile(optimizer=keras.optimizers.SGD(ref.LR, momentum=ref.MOMENTUM), loss="mse",
+                        jit_compile=jit_compile)
+            loss = sam.fit(x.astype("float32"), y.astype("float32"), batch_size=ref.BATCH, shuffle=False,
+                           verbose=0).history["loss"][0]
+            want, losses = ref.reference_sam(w0, x, y, rho, adaptive=adaptive)
+            for got, w in zip(model.get_weights(), want):
+                np.testing.assert_allclose(got, w, rtol=2e-5, atol=2e-5)
+            np.testing.assert_allclose(loss, np.mean(losses), rtol=1e-5)
+    # Batch-norm statistics from the first pass only; dropout seeds advanced by both passes.
+    xb, yb = x[:ref.BATCH].astype("float32"), y[:ref.BATCH].astype("float32")
+    model = keras.Sequential([keras.Input((ref.D_IN,)), keras.layers.BatchNormalization(momentum=0.9, name="bn"),
+                              keras.layers.Dropout(0.5, name="drop"), keras.layers.Dense(ref.D_OUT)])
+    sam = keras_si.SAM(model, rho=0.5)
+    sam.compile(optimizer=keras.optimizers.SGD(ref.LR), loss="mse")
+    seed_state = model.get_layer("drop").seed_generator.state
+    before = np.array(seed_state.value)
+    sam.fit(xb, yb, batch_size=ref.BATCH, verbose=0)
+    np.testing.assert_allclose(np.array(model.get_layer("bn").moving_mean.value), 0.1 * xb.mean(0), rtol=1e-5,
+                               atol=1e-6)
+    probe = keras.layers.Dropout(0.5)
+    probe.seed_generator.state.assign(before)
+    for _ in range(2):
+        probe(xb, training=True)
+    np.testing.assert_array_equal(np.array(seed_state.value), np.array(probe.seed_generator.state.value))
+
+
 def check_pretrainer_fit():
     config = modeling.EncoderConfig(vocab_size=64, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
                                     max_position_embeddings=32)
@@ -104,5 +142,7 @@ if __name__ == "__main__":
     check_fit()
     check_dropout()
     check_pretrainer_fit()
-    print("jax backend: SGDClip matches the float64 reference; fit + monitor ok; Dropout ok; BERT/SIBERT fit ok; "
+    check_sam()
+    print("jax backend: SGDClip and SAM/ASAM match their float64 references; fit + monitor ok; Dropout ok; "
+          "BERT/SIBERT fit ok; "
           "devices:", jax.devices())

@@ -98,18 +98,6 @@ def test_radam_matches_reference_through_both_branches(lam):
     assert_close_to_reference(got, want)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: keras_si.LARS(0.5, weight_decay=0.01, trust_coefficient=0.05),
-    lambda: keras_si.RAdam(0.01, beta_2=0.9),
-], ids=["LARS", "RAdam"])
-def test_mirrored_strategy_and_xla_equal_single_device(make):
-    single, _ = tu.train_weights(make, steps=6, conv=True)
-    mirrored, _ = tu.train_weights(make, strategy=tu.two_cpu_strategy(), steps=6, conv=True)
-    xla, _ = tu.train_weights(make, steps=6, conv=True, jit_compile=True)
-    tu.assert_weights_close(single, mirrored, rtol=1e-5, atol=1e-6)
-    tu.assert_weights_close(single, xla, rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize("opt", [
     keras_si.LARS(0.1, momentum=0.5, weight_decay=0.01, trust_coefficient=0.01, nesterov=True,
                   exclude_from_weight_decay=["bias"], exclude_from_layer_adaptation=["norm"]),

@@ -115,18 +115,6 @@ def test_adamp_matches_reference(kind, expect, nesterov):
     assert_close_to_reference(got, want)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: keras_si.SGDP(0.1, momentum=0.9, weight_decay=1e-3),
-    lambda: keras_si.AdamP(0.01, weight_decay=1e-3),
-], ids=["SGDP", "AdamP"])
-def test_mirrored_strategy_and_xla_equal_single_device(make):
-    single, _ = tu.train_weights(make, steps=4, conv=True)
-    mirrored, _ = tu.train_weights(make, strategy=tu.two_cpu_strategy(), steps=4, conv=True)
-    xla, _ = tu.train_weights(make, steps=4, conv=True, jit_compile=True)
-    tu.assert_weights_close(single, mirrored, rtol=1e-5, atol=1e-6)
-    tu.assert_weights_close(single, xla, rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize("opt", [keras_si.SGDP(0.1, nesterov=True, delta=0.2, wd_ratio=0.5, weight_decay=1e-4),
                                  keras_si.AdamP(1e-3, beta_1=0.8, delta=0.05, wd_ratio=0.2, nesterov=True)],
                          ids=["SGDP", "AdamP"])
