@@ -85,10 +85,10 @@ class ReadFloor:
     reads what its baseline reads plus these tensors once more. This entry
     measures that lower bound on the same machine, in the same run: the
     baseline's step and one `_norms.sum_of_squares` of each extra tensor, the
-    fastest full reduction the package has (on XLA:CPU it beats a plain
-    `sum`, whose reduction kernel runs slower than the fold; measured). A
-    step that reduces several statistics of the same tensors in separate
-    passes sits above this floor. `reads` holds "w" (weights),
+    reduction the algorithms use (on XLA:CPU it reads a 30522 x 768 table as
+    fast as a plain `reduce_sum` does, 4.8 ms, and at about the speed at which
+    SGD with momentum reads each of its tensors). A step that reduces several
+    statistics of the same tensors in separate passes sits above this floor. `reads` holds "w" (weights),
     "g" (gradients) and "s" (the baseline's per-weight slots: momentum, or
     Adam's m and v).
     """

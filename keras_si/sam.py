@@ -166,7 +166,7 @@ class SharpnessAwareMinimization(keras.Model):
         perturbed = [w + ops.cast(d, w.dtype) for w, d in zip(trainable, e)]
         (_, aux), perturbed_grads = grad_fn(perturbed, non_trainable, metrics_vars, x, y, sample_weight,
                                             training=True, optimizer_variables=optimizer_vars)
-        seeds = {id(state) for state in self._seed_states()}
+        seeds = {id(seed_state) for seed_state in self._seed_states()}
         non_trainable = [after if id(v) in seeds else kept
                          for v, kept, after in zip(self.non_trainable_variables, non_trainable, aux[2])]
 
