@@ -4,8 +4,10 @@
 
 `test_jax_backend.py` runs it where JAX is installed (CI has no JAX; a GPU
 machine with JAX but without TensorFlow can run it directly). It checks
-SGDClip against the float64 reference inside `jax.jit(stateless_apply)` (how
-the JAX trainer runs optimizers) with the exclusion by `variable.path`, a
+SGDClip and the toolbox optimizers (LARS, RAdam, AGC, SGDP/AdamP with the
+projection on and off) against their float64 references inside
+`jax.jit(stateless_apply)` (how the JAX trainer runs optimizers), SGDClip's
+exclusion by `variable.path`, a
 `model.fit` with the monitor, `keras_si.layers.Dropout`'s JAX path (the
 hashed mask: statistics, rescaling, seeding, equal to the backend-neutral
 `hash_keep_mask`), and a `model.fit` of the BERT and SIBERT pretrainers with
@@ -28,7 +30,8 @@ import keras_si  # noqa: E402
 from keras_si.layers.dropout import hash_keep_mask  # noqa: E402
 from official.nlp import modeling, optimization  # noqa: E402
 from tests import sam_reference  # noqa: E402
-from tests.optimizers.sgd_clip_reference import assert_close_to_reference, sgd_clip_reference  # noqa: E402
+from tests.optimizers import references as ref  # noqa: E402
+from tests.optimizers.references import assert_close_to_reference, sgd_clip_reference  # noqa: E402
 
 assert keras.backend.backend() == "jax"
 
@@ -49,6 +52,59 @@ def check_reference(momentum):
                                       decay_mask=[True, False, True, True])
     assert sum(s < 1 for s in scales) > 5
     assert_close_to_reference(var_vals, want)
+
+
+def _jit_sequence(opt, xs, grads_at):
+    """Runs `jax.jit(opt.stateless_apply)` over steps; `grads_at(t, values)` gives step t's float64 gradients."""
+    variables = [keras.Variable(np.asarray(x, "float32"), name=f"v{i}") for i, x in enumerate(xs)]
+    opt.build(variables)
+    step = jax.jit(opt.stateless_apply)
+    opt_vals, var_vals = [v.value for v in opt.variables], [v.value for v in variables]
+    t = 0
+    while True:
+        grads = grads_at(t, [np.asarray(v, np.float64) for v in var_vals])
+        if grads is None:
+            return [np.asarray(v) for v in var_vals]
+        var_vals, opt_vals = step(opt_vals, [jax.numpy.asarray(g, "float32") for g in grads], var_vals)
+        t += 1
+
+
+def check_toolbox():
+    """LARS, RAdam, SGDP, AdamP and AGC in `jax.jit(stateless_apply)` against their float64 references.
+
+    The (300, 300) kernel takes the folded reductions of `_norms` that XLA:CPU gets.
+    """
+    rng = np.random.RandomState(0)
+    shapes = [(7,), (20, 4), (3, 3, 5, 4), (300, 300)]
+    xs = [rng.randn(*s) for s in shapes]
+    seq = [[rng.randn(*s) for s in shapes] for _ in range(8)]
+
+    def fixed(gs):
+        return lambda t, _: gs[t] if t < len(gs) else None
+
+    got = _jit_sequence(keras_si.LARS(0.5, momentum=0.9, weight_decay=0.01, trust_coefficient=0.05), xs, fixed(seq))
+    assert_close_to_reference(got, ref.lars_reference(xs, seq, 0.5, 0.9, 0.01, 0.05))
+    got = _jit_sequence(keras_si.RAdam(0.01, beta_2=0.9, weight_decay=0.01), xs, fixed(seq))
+    want, rectified = ref.radam_reference(xs, seq, 0.01, 0.9, 0.9, 1e-8, 0.01)
+    assert any(rectified) and not all(rectified)
+    assert_close_to_reference(got, want)
+    big = [[5.0 * g for g in gs] for gs in seq]
+    got = _jit_sequence(keras_si.AGC(keras.optimizers.SGD(0.1), clipping=0.05), xs, fixed(big))
+    want, clipped = ref.agc_sgd_reference(xs, big, 0.1, 0.05, 1e-3)
+    assert clipped
+    assert_close_to_reference(got, want)
+    for kind, expect in (("channel", True), ("generic", False)):
+        def grads_at(t, values, kind=kind):
+            return None if t == len(seq) else [ref.gradient(w, r, kind) for w, r in zip(values, seq[t])]
+
+        got = _jit_sequence(keras_si.SGDP(0.05, momentum=0.9, weight_decay=0.01), xs, grads_at)
+        want, flags = ref.sgdp_ref(xs, seq, kind, 0.05, 0.9, 0.01, False)
+        assert all(flags[k] == expect for k in range(len(flags)) if k % len(shapes) != 0)
+        assert_close_to_reference(got, want)
+        got = _jit_sequence(keras_si.AdamP(0.01, weight_decay=0.1), xs, grads_at)
+        want, flags = ref.adamp_ref(xs, seq, kind, 0.01, 0.9, 0.999, 0.1, False)
+        assert all(flags[k] == expect for k in range(len(flags)) if k % len(shapes) != 0)
+        assert_close_to_reference(got, want)
 
 
 def check_fit():
@@ -139,10 +195,12 @@ def check_pretrainer_fit():
 if __name__ == "__main__":
     for momentum in (0.0, 0.9):
         check_reference(momentum)
+    check_toolbox()
     check_fit()
     check_dropout()
     check_pretrainer_fit()
     check_sam()
-    print("jax backend: SGDClip and SAM/ASAM match their float64 references; fit + monitor ok; Dropout ok; "
+    print("jax backend: SGDClip, LARS, RAdam, AGC, SGDP, AdamP and SAM/ASAM match their float64 references; "
+          "fit + monitor ok; Dropout ok; "
           "BERT/SIBERT fit ok; "
           "devices:", jax.devices())

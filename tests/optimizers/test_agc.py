@@ -6,33 +6,12 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_si
 from tests import testing_utils as tu
-from tests.optimizers.sgd_clip_reference import assert_close_to_reference
+from tests.optimizers.references import agc_sgd_reference, assert_close_to_reference
 
 SHAPES = [(7,), (5, 4), (3, 3, 2, 4)]
-
-
-def agc_sgd_reference(xs, grad_seq, lr, clipping, eps, clip_mask=None):
-    """Brock et al. 2021, Sec. 4.1, unit-wise (output axis last; vectors as one unit), then plain SGD."""
-    xs = [np.array(x, np.float64) for x in xs]
-    clip_mask = clip_mask or [True] * len(xs)
-    clipped_any = False
-    for gs in grad_seq:
-        for i, g in enumerate(gs):
-            g = np.asarray(g, np.float64)
-            if clip_mask[i]:
-                axes = tuple(range(g.ndim - 1)) if g.ndim > 1 else None
-                wn = np.sqrt(np.sum(xs[i] ** 2, axis=axes, keepdims=True))
-                gn = np.sqrt(np.sum(g**2, axis=axes, keepdims=True))
-                max_norm = clipping * np.maximum(wn, eps)
-                factor = np.where(gn > max_norm, max_norm / gn, 1.0)
-                clipped_any |= bool((factor < 1).any())
-                g = g * factor
-            xs[i] = xs[i] - lr * g
-    return xs, clipped_any
 
 
 run = tu.apply_gradient_sequence

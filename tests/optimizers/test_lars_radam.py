@@ -1,16 +1,14 @@
 """LARS and RAdam against float64 NumPy references written from their papers, and their properties."""
 
 import copy
-import math
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_si
 from tests import testing_utils as tu
-from tests.optimizers.sgd_clip_reference import assert_close_to_reference
+from tests.optimizers.references import assert_close_to_reference, lars_reference, radam_reference
 
 SHAPES = [(7,), (5, 4), (3, 3, 2, 4)]  # vector, dense kernel, conv kernel (HWIO)
 
@@ -23,48 +21,6 @@ def problem(seed, steps, scale=1.0):
 
 
 run = tu.apply_gradient_sequence
-
-
-def lars_reference(xs, grad_seq, lr, mu, lam, tc, nesterov=False, adapt=None, decay=None):
-    """You et al. 2017, Algorithm 1 (per-variable trust ratio, coupled L2, heavy-ball momentum)."""
-    xs = [np.array(x, np.float64) for x in xs]
-    vs = [np.zeros_like(x) for x in xs]
-    adapt = adapt or [True] * len(xs)
-    decay = decay or [True] * len(xs)
-    for gs in grad_seq:
-        for i, g in enumerate(gs):
-            g = np.asarray(g, np.float64)
-            l = lam if decay[i] else 0.0
-            u = g + l * xs[i]
-            wn, gn = np.linalg.norm(xs[i]), np.linalg.norm(g)
-            trust = tc * wn / (gn + l * wn) if (adapt[i] and wn > 0 and gn > 0) else 1.0
-            vs[i] = mu * vs[i] + lr * trust * u
-            xs[i] = xs[i] - (mu * vs[i] + lr * trust * u if nesterov else vs[i])
-    return xs
-
-
-def radam_reference(xs, grad_seq, lr, b1, b2, eps, lam=0.0):
-    """Liu et al. 2020, Algorithm 2, with the authors' threshold rho_t > 5 and eps placement."""
-    xs = [np.array(x, np.float64) for x in xs]
-    ms = [np.zeros_like(x) for x in xs]
-    vs = [np.zeros_like(x) for x in xs]
-    rho_inf = 2 / (1 - b2) - 1
-    rectified = []
-    for t, gs in enumerate(grad_seq, start=1):
-        rho_t = rho_inf - 2 * t * b2**t / (1 - b2**t)
-        rectified.append(rho_t > 5)
-        for i, g in enumerate(gs):
-            g = np.asarray(g, np.float64)
-            ms[i] = b1 * ms[i] + (1 - b1) * g
-            vs[i] = b2 * vs[i] + (1 - b2) * g * g
-            m_hat = ms[i] / (1 - b1**t)
-            if rho_t > 5:
-                r = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-                step = r * m_hat * math.sqrt(1 - b2**t) / (np.sqrt(vs[i]) + eps)
-            else:
-                step = m_hat
-            xs[i] = xs[i] - lr * (step + lam * xs[i])
-    return xs, rectified
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
