@@ -116,8 +116,6 @@ def validate_flags(f):
 
 
 def make_dataset(f, strategy, vocab, eval_data=False):
-    import tensorflow as tf
-
     from official.nlp.data import pretrain_dataloader as loader
 
     def dataset_fn(ctx):

@@ -44,7 +44,7 @@ def clean_inline(text):
 def paragraphs(rst):
     """Yields the prose paragraphs of a reST document."""
     lines = rst.splitlines()
-    i, para = 0, []
+    para = []
     skip_indent = None  # inside a directive or literal block: skip lines indented deeper
     for line in lines:
         stripped = line.strip()
