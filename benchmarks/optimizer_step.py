@@ -176,16 +176,22 @@ def _jax_step(opt, init, grad_values, xla):
     grads = [jax.numpy.asarray(g) for g in grad_values]
     has_shape = [len(v.shape) > 0 for v in opt.variables]
 
-    def apply(opt_vars, grads, model_vars):
+    # Inputs in the order of the outputs (weights, then optimizer state), as in
+    # Keras's JAX trainer, whose step returns the state it was given. JAX pairs
+    # donated input buffers with outputs of the same shape in order; with
+    # `stateless_apply`'s own argument order (optimizer state first) a weight
+    # landed in a momentum's buffer and XLA copied every weight and slot
+    # (Keras's SGD with momentum measured 6x slower than with this order).
+    def apply(model_vars, opt_vars, grads):
         if floor:
             slots = [v for v, keep in zip(opt_vars, has_shape) if keep]
             grads = floor.after_reads(grads, [sum_of_squares(t) for t in floor.tensors(model_vars, grads, slots)])
         return opt.stateless_apply(opt_vars, grads, model_vars)
 
-    fn = jax.jit(apply, donate_argnums=(0, 2)) if xla else apply
+    fn = jax.jit(apply, donate_argnums=(0, 1)) if xla else apply
 
     def step():
-        new_vars, new_opt = fn(state["opt"], grads, state["vars"])
+        new_vars, new_opt = fn(state["vars"], state["opt"], grads)
         state["vars"], state["opt"] = new_vars, new_opt
         jax.block_until_ready(state["vars"])
 

@@ -38,7 +38,7 @@ assert keras.backend.backend() == "jax"
 
 def check_reference(momentum):
     rng = np.random.RandomState(0)
-    shapes = [(7,), (5, 4), (3, 3, 2, 4), (300, 300)]  # the last takes the folded norm path
+    shapes = [(7,), (5, 4), (3, 3, 2, 4), (300, 300)]  # the last is big enough for TF's folded norms
     xs = [rng.randn(*s) for s in shapes]
     grad_seq = [[20.0 * rng.randn(*s) for s in shapes] for _ in range(15)]
     opt = keras_si.SGDClip(0.1, weight_decay=0.05, momentum=momentum, exclude_from_weight_decay=["v1$"])
@@ -70,10 +70,7 @@ def _jit_sequence(opt, xs, grads_at):
 
 
 def check_toolbox():
-    """LARS, RAdam, SGDP, AdamP and AGC in `jax.jit(stateless_apply)` against their float64 references.
-
-    The (300, 300) kernel takes the folded reductions of `_norms` that XLA:CPU gets.
-    """
+    """LARS, RAdam, SGDP, AdamP and AGC in `jax.jit(stateless_apply)` against their float64 references."""
     rng = np.random.RandomState(0)
     shapes = [(7,), (20, 4), (3, 3, 5, 4), (300, 300)]
     xs = [rng.randn(*s) for s in shapes]
