@@ -36,13 +36,17 @@ def project(weight, grad, update, delta, eps=1e-8):
     cos_c = ops.abs(wg) / (w_norm_c * g_norm_c + eps)
     use_channel = ops.max(cos_c) < delta / fan_in**0.5
 
-    w_norm_l, g_norm_l = ops.sqrt(ops.sum(ww)), ops.sqrt(ops.sum(gg))
-    cos_l = ops.abs(ops.sum(wg)) / (w_norm_l * g_norm_l + eps)
+    # The layer view's totals, summed from the per-unit sums in one stacked
+    # reduction: written as sum(ww) etc., XLA merges each into a second full
+    # reduction of the product (measured on JAX: SGDP 8x SGD with momentum).
+    ww_l, gg_l, wg_l, wu_l = ops.unstack(ops.sum(ops.stack([ops.reshape(t, (-1,)) for t in (ww, gg, wg, wu)]), axis=1))
+    w_norm_l, g_norm_l = ops.sqrt(ww_l), ops.sqrt(gg_l)
+    cos_l = ops.abs(wg_l) / (w_norm_l * g_norm_l + eps)
     use_layer = ops.logical_and(ops.logical_not(use_channel), cos_l < delta / size**0.5)
 
     # u - w_hat (w_hat . u) with w_hat = w / (||w|| + eps) is u - w * (w . u) / (||w|| + eps)^2.
     coef_c = wu / ops.square(w_norm_c + eps)
-    coef_l = ops.sum(wu) / ops.square(w_norm_l + eps)
+    coef_l = wu_l / ops.square(w_norm_l + eps)
     coef = ops.where(use_channel, coef_c, ops.where(use_layer, coef_l, 0.0))
     out = u - w * coef
     projected = ops.cast(ops.logical_or(use_channel, use_layer), "float32")
