@@ -38,7 +38,7 @@ def project(weight, grad, update, delta, eps=1e-8):
 
     # The layer view's totals, summed from the per-unit sums in one stacked
     # reduction: written as sum(ww) etc., XLA merges each into a second full
-    # reduction of the product (measured on JAX: SGDP 8x SGD with momentum).
+    # reduction of the product (on JAX's XLA:CPU SGDP took 16x SGD with momentum, now 2.8x).
     ww_l, gg_l, wg_l, wu_l = ops.unstack(ops.sum(ops.stack([ops.reshape(t, (-1,)) for t in (ww, gg, wg, wu)]), axis=1))
     w_norm_l, g_norm_l = ops.sqrt(ww_l), ops.sqrt(gg_l)
     cos_l = ops.abs(wg_l) / (w_norm_l * g_norm_l + eps)
