@@ -4,10 +4,12 @@ Every keras_si optimizer that needs a norm calls this module, so that there is
 one place that decides how a sum of squares is taken and how gradients are
 combined across replicas.
 
-Why not `keras.ops.sum(ops.square(x))`? Under XLA on CPU a reduction of a
-large tensor to a scalar is emitted as one serial loop (one core, one
-accumulator), which made Keras's `global_clipnorm` 8x slower than the SGD step
-it guards on BERT-base-sized weights. Elementwise fusions, on the other hand,
+Why not `keras.ops.sum(ops.square(x))`? Under TensorFlow's XLA on CPU a
+reduction of a large tensor to a scalar was emitted as one serial loop (one
+core, one accumulator), which made Keras's `global_clipnorm` 8x slower than the
+SGD step it guards on BERT-base-sized weights; TF 2.21's XLA writes `x**2` out
+and reduces it in a tree, still 3x slower than the fold below (15-18 ms against
+4.8 ms for a 30522 x 768 table). Elementwise fusions, on the other hand,
 are vectorised and spread over all cores. So under XLA we first fold a tensor
 of `n` elements into `n / 64` partial sums with *elementwise* adds of 64
 contiguous slices (one fused, parallel pass over the data), and only the small
@@ -211,7 +213,7 @@ def unit_sum(fn, *tensors):
     `fn` is elementwise (e.g. `ops.multiply`). Units follow Keras's layout (the
     output axis of a Dense or conv kernel is the last one). A reduction over
     the leading axis of a tall matrix (an embedding table of 30522 rows) is a
-    slow serial loop on XLA:CPU, measured 8x an SGD step on that table; so
+    slow serial loop on TensorFlow's XLA:CPU, measured 8x an SGD step on that table; so
     there the rows are first folded, `_UNIT_FOLD_WAYS` contiguous blocks added
     elementwise with `fn` applied inside the fold, as in `_folded_sum`. (Computing several
     statistics in one fold, concatenated on the unit axis, measured 2-5x
