@@ -103,32 +103,79 @@ def test_nsp_label_polarity():
     assert min(seen.values()) > 0.3 * sum(seen.values())
 
 
+def _random_instances(rng, count, seq):
+    """Instances `[CLS] A [SEP] B [SEP]` of random lengths 5..seq with ids 10..999 (2 = [CLS], 3 = [SEP])."""
+    out = []
+    for _ in range(count):
+        n = rng.randint(5, seq)
+        a = rng.randint(1, n - 4)
+        body = [rng.randint(10, 999) for _ in range(n - 3)]
+        tokens = [2] + body[:a] + [3] + body[a:] + [3]
+        out.append(inst.Instance(tokens, [0] * (a + 2) + [1] * (n - a - 2), rng.random() < 0.5))
+    return out
+
+
+def test_mask_batch_layout_and_counts():
+    """Per row: round(n * p) (within [1, P]) sorted, distinct positions on non-special real tokens,
+    labels = the original ids, everything else unchanged, padding zero."""
+    config = inst.MaskingConfig(vocab_size=1000, cls_id=2, sep_id=3, mask_id=4, masked_lm_prob=0.15,
+                                max_predictions_per_seq=12)
+    instances = _random_instances(random.Random(0), 300, 100)
+    f = inst.mask_batch(instances, config, 100, np.random.default_rng(0))
+    assert {k: v.shape for k, v in f.items()} == {
+        "input_word_ids": (300, 100), "input_mask": (300, 100), "input_type_ids": (300, 100),
+        "masked_lm_positions": (300, 12), "masked_lm_ids": (300, 12), "masked_lm_weights": (300, 12),
+        "next_sentence_labels": (300, 1)}
+    for row, instance in enumerate(instances):
+        tokens, n = instance.tokens, len(instance.tokens)
+        k = min(12, max(1, int(round(n * 0.15))))  # Python's round, as BERT's reference code
+        w = f["masked_lm_weights"][row]
+        np.testing.assert_array_equal(w, [1.0] * k + [0.0] * (12 - k))
+        pos = f["masked_lm_positions"][row]
+        chosen = pos[:k]
+        assert (np.diff(chosen) > 0).all() and (pos[k:] == 0).all() and (f["masked_lm_ids"][row][k:] == 0).all()
+        assert all(tokens[p] not in (2, 3) and p < n for p in chosen)
+        np.testing.assert_array_equal(f["masked_lm_ids"][row][:k], [tokens[p] for p in chosen])
+        ids = f["input_word_ids"][row]
+        untouched = np.setdiff1d(np.arange(n), chosen)
+        np.testing.assert_array_equal(ids[untouched], np.array(tokens)[untouched])
+        assert (ids[n:] == 0).all()
+        np.testing.assert_array_equal(f["input_mask"][row], [1] * n + [0] * (100 - n))
+        np.testing.assert_array_equal(f["input_type_ids"][row][:n], instance.segment_ids)
+        assert f["next_sentence_labels"][row, 0] == int(instance.is_random_next)
+
+
 def test_masking_statistics():
-    """15% of tokens predicted; 80% [MASK], 10% random, 10% kept."""
+    """80% [MASK], 10% random, 10% kept; every candidate position equally likely to be chosen."""
     config = inst.MaskingConfig(vocab_size=1000, cls_id=2, sep_id=3, mask_id=4, masked_lm_prob=0.15,
                                 max_predictions_per_seq=40)
     rng = random.Random(1)
-    counts = {"mask": 0, "kept": 0, "random": 0}
-    predicted = total = 0
-    for _ in range(400):
-        tokens = [2] + [rng.randint(10, 999) for _ in range(98)] + [3]
-        masked, positions, labels = inst.mask_tokens(tokens, config, rng)
-        assert 2 not in [tokens[p] for p in positions] and 3 not in [tokens[p] for p in positions]
-        predicted += len(positions)
-        total += len(tokens)
-        for p, original in zip(positions, labels):
-            if masked[p] == 4:
-                counts["mask"] += 1
-            elif masked[p] == original:
-                counts["kept"] += 1
-            else:
-                counts["random"] += 1
-    assert predicted == 400 * 15  # round(100 * 0.15) per sequence
-    n = sum(counts.values())
-    # Binomial: std of a fraction p over n=6000 draws is sqrt(p(1-p)/n) <= 0.0052; allow 4 std.
-    assert abs(counts["mask"] / n - 0.8) < 4 * np.sqrt(0.8 * 0.2 / n)
-    assert abs(counts["kept"] / n - 0.1) < 4 * np.sqrt(0.1 * 0.9 / n) + 1e-3  # random may redraw the same id
-    assert abs(counts["random"] / n - 0.1) < 4 * np.sqrt(0.1 * 0.9 / n) + 1e-3
+    # [CLS] A (49 tokens) [SEP] B (48 tokens) [SEP]: 100 tokens, 97 candidates.
+    instances = []
+    for _ in range(2000):
+        body = [rng.randint(10, 999) for _ in range(97)]
+        instances.append(inst.Instance([2] + body[:49] + [3] + body[49:] + [3], [0] * 51 + [1] * 49, False))
+    f = inst.mask_batch(instances, config, 100, np.random.default_rng(1))
+    weights = f["masked_lm_weights"].astype(bool)
+    assert (weights.sum(axis=1) == 15).all()  # round(100 * 0.15) per sequence
+    rows = np.nonzero(weights)[0]
+    positions = f["masked_lm_positions"][weights]
+    original = f["masked_lm_ids"][weights]
+    now = f["input_word_ids"][rows, positions]
+    n = len(positions)  # 30,000 predictions
+    is_mask, is_kept = now == 4, now == original
+    # Binomial: the std of a fraction q over n draws is sqrt(q(1-q)/n); allow 4 std.
+    assert abs(is_mask.mean() - 0.8) < 4 * np.sqrt(0.8 * 0.2 / n)
+    # "kept" also holds the random draws that hit the original id (probability 0.1 / 1000).
+    assert abs(is_kept.mean() - 0.1) < 4 * np.sqrt(0.1 * 0.9 / n) + 1e-3
+    assert abs((~is_mask & ~is_kept).mean() - 0.1) < 4 * np.sqrt(0.1 * 0.9 / n) + 1e-3
+    # Uniform selection: each of the 97 candidate positions is chosen with probability 15/97. Pearson's
+    # chi-square over the 97 counts has 96 degrees of freedom (mean 96, std ~13.9); 96 + 5 std ~ 165.
+    counts = np.bincount(positions, minlength=100)
+    assert counts[[0, 50, 99]].sum() == 0  # [CLS], [SEP], [SEP]
+    expected = n / 97
+    chi2 = (((counts[counts > 0] - expected) ** 2) / expected).sum()
+    assert (counts > 0).sum() == 97 and chi2 < 165, chi2
 
 
 def test_deterministic_and_independent_of_workers(tmp_path):

@@ -26,9 +26,11 @@ import multiprocessing
 import os
 import random
 
+import numpy as np
 from absl import app, flags
 
 from official.nlp.data import instances as inst
+
 
 def define_flags():
     """Defined only when run as a program, so that importing the module defines no absl flag."""
@@ -46,6 +48,9 @@ def define_flags():
 
 
 FLAGS = flags.FLAGS
+
+# Instances masked per call of `mask_batch` (bounds its arrays' memory).
+_MASK_CHUNK = 4096
 
 FEATURE_SPEC_LENGTHS = {
     "input_word_ids": "max_seq_length",
@@ -79,7 +84,8 @@ def _process_file(job):
 
     index, path, part, opts = job
     vocab = Vocab(opts["vocab_file"])
-    rng = random.Random(opts["random_seed"] * 1_000_003 + index)
+    rng = random.Random(opts["random_seed"] * 1_000_003 + index)  # packing and pairing
+    mask_rng = np.random.default_rng([opts["random_seed"], index])  # masking
     documents = inst.tokenize_documents(list(inst.read_documents([path])), vocab.tokenizer(), len(vocab))
     rng.shuffle(documents)
     config = inst.MaskingConfig(len(vocab), vocab.cls_id, vocab.sep_id, vocab.mask_id,
@@ -87,14 +93,18 @@ def _process_file(job):
     count = 0
     with tf.io.TFRecordWriter(part + ".tmp") as writer:
         for _ in range(opts["dupe_factor"]):
-            records = []
-            for d in range(len(documents)):
+            instances = [
+                instance
+                for d in range(len(documents))
                 for instance in inst.instances_from_document(
-                    documents, d, opts["max_seq_length"], opts["short_seq_prob"], rng, vocab.cls_id, vocab.sep_id
-                ):
-                    masked, positions, labels = inst.mask_tokens(instance.tokens, config, rng)
-                    records.append(serialize(inst.to_features(
-                        instance, masked, positions, labels, opts["max_seq_length"], opts["max_predictions_per_seq"])))
+                    documents, d, opts["max_seq_length"], opts["short_seq_prob"], rng, vocab.cls_id, vocab.sep_id)
+            ]
+            records = []
+            for start in range(0, len(instances), _MASK_CHUNK):
+                features = inst.mask_batch(instances[start:start + _MASK_CHUNK], config, opts["max_seq_length"],
+                                           mask_rng)
+                records.extend(serialize({k: v[row] for k, v in features.items()})
+                               for row in range(len(features["input_mask"])))
             rng.shuffle(records)  # one pass of one file in memory, not the corpus x dupe_factor
             for r in records:
                 writer.write(r)

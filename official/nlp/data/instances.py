@@ -15,7 +15,7 @@ own code:
 3. Truncate the longer of A and B, one token at a time from a random end.
 4. `[CLS] A [SEP] B [SEP]`; mask `min(max_predictions, max(1, round(n * p)))`
    tokens other than [CLS]/[SEP]: 80% [MASK], 10% unchanged, 10% a random
-   vocabulary id.
+   vocabulary id (`mask_batch`, a batch of instances at a time).
 """
 
 import dataclasses
@@ -94,45 +94,59 @@ def instances_from_document(documents, index, max_seq_length, short_seq_prob, rn
         i += 1
 
 
-def mask_tokens(tokens, config, rng):
-    """BERT's masked LM: returns (masked tokens, positions, original ids)."""
-    candidates = [i for i, t in enumerate(tokens) if t not in (config.cls_id, config.sep_id)]
-    rng.shuffle(candidates)
-    n = min(config.max_predictions_per_seq, max(1, int(round(len(tokens) * config.masked_lm_prob))))
-    chosen = sorted(candidates[:n])
-    output = list(tokens)
-    for p in chosen:
-        r = rng.random()
-        if r < 0.8:
-            output[p] = config.mask_id
-        elif r >= 0.9:
-            output[p] = rng.randint(0, config.vocab_size - 1)
-    return output, chosen, [tokens[p] for p in chosen]
+def mask_batch(instances, config, max_seq_length, rng):
+    """BERT's masked LM on a list of instances at once, in the record layout.
 
+    For an instance of n tokens, `min(max_predictions, max(1, round(n * p)))`
+    positions are drawn uniformly without replacement among its tokens other
+    than [CLS]/[SEP] (the candidates with the smallest of i.i.d. uniform keys:
+    a uniform random subset), listed in increasing order; each becomes [MASK]
+    with probability 0.8, a random vocabulary id with probability 0.1, and
+    stays otherwise. Vectorised over the batch with NumPy: a Python loop per
+    token made dynamic masking the input bottleneck (docs/benchmarks.md).
 
-def to_features(instance, masked, positions, labels, max_seq_length, max_predictions):
-    """The BERT record layout, as numpy int64/float32 arrays of fixed length."""
-    n = len(masked)
-    ids = np.zeros(max_seq_length, np.int64)
-    ids[:n] = masked
-    mask = np.zeros(max_seq_length, np.int64)
-    mask[:n] = 1
-    types = np.zeros(max_seq_length, np.int64)
-    types[:n] = instance.segment_ids
-    pos = np.zeros(max_predictions, np.int64)
-    pos[: len(positions)] = positions
-    lm_ids = np.zeros(max_predictions, np.int64)
-    lm_ids[: len(labels)] = labels
-    weights = np.zeros(max_predictions, np.float32)
-    weights[: len(labels)] = 1.0
+    Args:
+        instances: `Instance`s, each at most `max_seq_length` tokens.
+        config: a `MaskingConfig`.
+        rng: a `numpy.random.Generator`.
+
+    Returns:
+        A dict of arrays `[len(instances), ...]` named as the records'
+        features (int64; `masked_lm_weights` float32).
+    """
+    b, s, p = len(instances), max_seq_length, config.max_predictions_per_seq
+    original = np.zeros((b, s), np.int64)
+    types = np.zeros((b, s), np.int64)
+    lengths = np.array([len(i.tokens) for i in instances], np.int64)
+    for row, instance in enumerate(instances):
+        original[row, : lengths[row]] = instance.tokens
+        types[row, : lengths[row]] = instance.segment_ids
+    real = np.arange(s) < lengths[:, None]
+    candidate = real & (original != config.cls_id) & (original != config.sep_id)
+    # np.rint rounds halves to even, as Python's round does.
+    n = np.clip(np.rint(lengths * config.masked_lm_prob).astype(np.int64), 1, p)
+    n = np.minimum(n, candidate.sum(axis=1))
+
+    keys = np.where(candidate, rng.random((b, s)), np.inf)
+    chosen = np.arange(p) < n[:, None]  # [b, p]: which prediction slots are used
+    positions = np.sort(np.where(chosen, np.argsort(keys, axis=1)[:, :p], s), axis=1)
+    positions = np.where(chosen, positions, 0)
+    labels = np.where(chosen, np.take_along_axis(original, positions, axis=1), 0)
+
+    r = rng.random((b, p))
+    replacement = np.where(r < 0.8, config.mask_id,
+                           np.where(r >= 0.9, rng.integers(0, config.vocab_size, (b, p)), labels))
+    masked = original.copy()
+    rows, slots = np.nonzero(chosen)
+    masked[rows, positions[rows, slots]] = replacement[rows, slots]
     return {
-        "input_word_ids": ids,
-        "input_mask": mask,
+        "input_word_ids": masked,
+        "input_mask": real.astype(np.int64),
         "input_type_ids": types,
-        "masked_lm_positions": pos,
-        "masked_lm_ids": lm_ids,
-        "masked_lm_weights": weights,
-        "next_sentence_labels": np.array([int(instance.is_random_next)], np.int64),
+        "masked_lm_positions": positions,
+        "masked_lm_ids": labels,
+        "masked_lm_weights": chosen.astype(np.float32),
+        "next_sentence_labels": np.array([[int(i.is_random_next)] for i in instances], np.int64).reshape(b, 1),
     }
 
 

@@ -113,24 +113,28 @@ def tfrecord_dataset(file_patterns, batch_size, max_seq_length, max_predictions_
 
 
 class InstanceStream:
-    """Endless BERT instances from tokenized documents, masked afresh each time (dynamic masking).
+    """Endless batches of BERT instances from tokenized documents, masked afresh (dynamic masking).
 
     Exact BERT next-sentence pairs (random B from another document) and the
     same packing and 80/10/10 masking as the TFRecord writer
-    (`official.nlp.data.instances`), but the masks are drawn when an instance
-    is produced, so every pass over the corpus sees new ones. Deterministic
-    for a given `seed`.
+    (`official.nlp.data.instances`), but the masks are drawn when a batch is
+    produced, so every pass over the corpus sees new ones. Yields whole
+    batches (dicts of arrays `[batch_size, ...]` in the record layout): one
+    `tf.data` generator call per batch rather than per sequence, and masking
+    vectorised over the batch. Deterministic for a given `seed` and `shard`.
     """
 
-    def __init__(self, documents, vocab, max_seq_length, max_predictions_per_seq, masked_lm_prob=0.15,
+    def __init__(self, documents, vocab, batch_size, max_seq_length, max_predictions_per_seq, masked_lm_prob=0.15,
                  short_seq_prob=0.1, seed=0, shard=(0, 1)):
         inst.check_lengths(max_seq_length, max_predictions_per_seq, masked_lm_prob)
         if len(documents) < 2:
             raise ValueError("Dynamic masking needs at least 2 documents (next-sentence pairs).")
+        if batch_size < 1:
+            raise ValueError(f"The batch size must be >= 1. Received: {batch_size}")
         self.documents = documents
         self.vocab = vocab
+        self.batch_size = batch_size
         self.max_seq_length = max_seq_length
-        self.max_predictions = max_predictions_per_seq
         self.short_seq_prob = short_seq_prob
         self.config = inst.MaskingConfig(len(vocab), vocab.cls_id, vocab.sep_id, vocab.mask_id, masked_lm_prob,
                                          max_predictions_per_seq)
@@ -138,17 +142,19 @@ class InstanceStream:
         self.shard = shard
 
     def __call__(self):
-        rng = random.Random(self.seed * 1_000_003 + self.shard[0])
+        rng = random.Random(self.seed * 1_000_003 + self.shard[0])  # packing and pairing
+        mask_rng = np.random.default_rng([self.seed, self.shard[0]])  # masking
         order = list(range(len(self.documents)))[self.shard[0]::self.shard[1]]
+        pending = []
         while True:
             rng.shuffle(order)
             for d in order:
-                for instance in inst.instances_from_document(self.documents, d, self.max_seq_length,
-                                                             self.short_seq_prob, rng, self.vocab.cls_id,
-                                                             self.vocab.sep_id):
-                    masked, positions, labels = inst.mask_tokens(instance.tokens, self.config, rng)
-                    yield inst.to_features(instance, masked, positions, labels, self.max_seq_length,
-                                           self.max_predictions)
+                pending.extend(inst.instances_from_document(self.documents, d, self.max_seq_length,
+                                                            self.short_seq_prob, rng, self.vocab.cls_id,
+                                                            self.vocab.sep_id))
+                while len(pending) >= self.batch_size:
+                    batch, pending = pending[: self.batch_size], pending[self.batch_size:]
+                    yield inst.mask_batch(batch, self.config, self.max_seq_length, mask_rng)
 
 
 def load_documents(text_files=None, tfds_name=None, tfds_data_dir=None, tfds_split="train", tfds_text_key="text",
@@ -191,12 +197,11 @@ def text_dataset(documents, vocab, batch_size, max_seq_length, max_predictions_p
     shard = (0, 1)
     if input_context is not None and input_context.num_input_pipelines > 1:
         shard = (input_context.input_pipeline_id, input_context.num_input_pipelines)
-    stream = InstanceStream(tokenized, vocab, max_seq_length, max_predictions_per_seq, masked_lm_prob,
+    stream = InstanceStream(tokenized, vocab, batch_size, max_seq_length, max_predictions_per_seq, masked_lm_prob,
                             short_seq_prob, seed, shard)
     spec = feature_spec(max_seq_length, max_predictions_per_seq)
-    signature = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in spec.items()}
+    signature = {k: tf.TensorSpec((batch_size,) + tuple(v.shape), v.dtype) for k, v in spec.items()}
     ds = tf.data.Dataset.from_generator(stream, output_signature=signature)
-    ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.map(lambda f: to_model_inputs(f, len(vocab)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
