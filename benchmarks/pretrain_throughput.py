@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/pretrain_throughput.py                       # the size, CPU
     .venv/bin/python benchmarks/pretrain_throughput.py --model_garden ../shared/bench/model_garden_bert.sh
+    .venv/bin/python benchmarks/pretrain_throughput.py --input_only --batch 512  # input pipelines alone
 
 Default size (the Model Garden comparison): 4 layers, hidden 256, 4 heads,
 intermediate 1024, sequence 128, batch 32, 20 predictions, vocabulary 30522,
@@ -162,7 +163,13 @@ def main():
     add_run_arguments(parser)
     parser.add_argument("--model_garden", default=None, help="the Model Garden reference script, run alongside")
     parser.add_argument("--skip_input", action="store_true")
+    parser.add_argument("--input_only", action="store_true",
+                        help="time only the input pipelines (at --seq, --batch, --pred)")
     args = parser.parse_args()
+    if args.input_only:
+        for name, rate in input_rates(args).items():
+            print(f"input {name:16s} {rate:9.1f} sequences/s (batch {args.batch})")
+        return
     config, fps = setup(args)
     print(f"L={args.layers} H={args.hidden} A={args.heads} I={args.intermediate} S={args.seq} B={args.batch} "
           f"P={args.pred} V={args.vocab}; XLA={'off' if args.no_xla else 'on'}; {fps / 1e9:.2f} GFLOP/sequence; "
