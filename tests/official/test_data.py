@@ -202,6 +202,14 @@ def test_dynamic_masking_changes_masks_and_keeps_layout():
 
 
 # ---------------------------------------------------------------- bad input
+def test_dynamic_masking_with_more_workers_than_documents_is_an_error():
+    vocab = Vocab(VOCAB)
+    docs = [[[10, 11, 12]], [[20, 21]]]
+    loader.InstanceStream(docs, vocab, 4, SEQ, PRED, shard=(1, 3))  # worker 1 of 3 gets document 1
+    with pytest.raises(ValueError, match="Input pipeline 2 of 3 gets none of the 2 documents"):
+        loader.InstanceStream(docs, vocab, 4, SEQ, PRED, shard=(2, 3))
+
+
 def test_bad_inputs(tmp_path, records):
     files, path, _ = records
     with pytest.raises(ValueError, match="no file matches"):

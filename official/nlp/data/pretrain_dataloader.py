@@ -140,6 +140,9 @@ class InstanceStream:
                                          max_predictions_per_seq)
         self.seed = seed
         self.shard = shard
+        if len(documents) <= shard[0]:
+            raise ValueError(f"Input pipeline {shard[0]} of {shard[1]} gets none of the {len(documents)} documents: "
+                             "give the text input at least one document per worker.")
 
     def __call__(self):
         rng = random.Random(self.seed * 1_000_003 + self.shard[0])  # packing and pairing
