@@ -22,6 +22,7 @@ into several files). Every file is written under a temporary name and then
 renamed, so an interrupted run never leaves a partial file under a final name.
 """
 
+import itertools
 import multiprocessing
 import os
 import random
@@ -93,18 +94,16 @@ def _process_file(job):
     count = 0
     with tf.io.TFRecordWriter(part + ".tmp") as writer:
         for _ in range(opts["dupe_factor"]):
-            instances = [
+            instances = (
                 instance
                 for d in range(len(documents))
                 for instance in inst.instances_from_document(
                     documents, d, opts["max_seq_length"], opts["short_seq_prob"], rng, vocab.cls_id, vocab.sep_id)
-            ]
+            )
             records = []
-            for start in range(0, len(instances), _MASK_CHUNK):
-                features = inst.mask_batch(instances[start:start + _MASK_CHUNK], config, opts["max_seq_length"],
-                                           mask_rng)
-                records.extend(serialize({k: v[row] for k, v in features.items()})
-                               for row in range(len(features["input_mask"])))
+            while chunk := list(itertools.islice(instances, _MASK_CHUNK)):
+                features = inst.mask_batch(chunk, config, opts["max_seq_length"], mask_rng)
+                records.extend(serialize({k: v[row] for k, v in features.items()}) for row in range(len(chunk)))
             rng.shuffle(records)  # one pass of one file in memory, not the corpus x dupe_factor
             for r in records:
                 writer.write(r)
