@@ -5,7 +5,9 @@
 Signatures:
 - `serving_default` (`serve_text`): `text` string `[batch]` -> the masked-LM
   predictions at every `[MASK]` in the text (`predicted_ids`,
-  `predicted_tokens`, `masked_positions`, `num_masks`) and the encoder's
+  `predicted_tokens`, `masked_positions`, `num_masks`; the `top_k` most
+  likely tokens with their probabilities: `top_k_ids`, `top_k_tokens`,
+  `top_k_probabilities`, `[batch, max_predictions, top_k]`) and the encoder's
   `sequence_output`. The text is lower-cased and WordPiece-tokenized inside
   the graph; `[CLS] text [SEP]`, padded or truncated to `max_seq_length`.
 - `serve_ids`: the model's own int32 inputs -> `mlm_logits`, `nsp_logits`,
@@ -25,9 +27,12 @@ from official.nlp.data.vocab import UNK, Vocab
 
 
 class PretrainerServing(tf.Module):
-    def __init__(self, model, vocab_file, max_seq_length, max_predictions):
+    def __init__(self, model, vocab_file, max_seq_length, max_predictions, top_k=5):
         super().__init__()
         vocab = Vocab(vocab_file)  # checks the special tokens
+        if not 1 <= top_k <= len(vocab):
+            raise ValueError(f"top_k must be in [1, vocabulary size {len(vocab)}]. Received: {top_k}")
+        self.top_k = top_k
         self.model = model
         self.vocab_asset = tf.saved_model.Asset(vocab_file)
         self.max_seq_length = max_seq_length
@@ -69,10 +74,15 @@ class PretrainerServing(tf.Module):
     def serve_text(self, text):
         inputs, num_masks = self._encode(text)
         out = self.model(inputs, training=False)
-        predicted = tf.argmax(out["mlm"], axis=-1)
+        top_p, top_ids = tf.math.top_k(tf.nn.softmax(out["mlm"], axis=-1), k=self.top_k)
+        top_ids = tf.cast(top_ids, tf.int64)
+        predicted = top_ids[..., 0]
         return {
             "predicted_ids": tf.cast(predicted, tf.int32),
             "predicted_tokens": self.tokens.lookup(predicted),
+            "top_k_ids": tf.cast(top_ids, tf.int32),
+            "top_k_tokens": self.tokens.lookup(top_ids),
+            "top_k_probabilities": top_p,
             "masked_positions": inputs["masked_lm_positions"],
             "num_masks": num_masks,
             "sequence_output": tf.cast(self.model.encoder({k: inputs[k] for k in
@@ -99,9 +109,9 @@ class PretrainerServing(tf.Module):
         return serve_ids
 
 
-def export_pretrainer(model, vocab_file, export_dir, max_seq_length, max_predictions_per_seq):
+def export_pretrainer(model, vocab_file, export_dir, max_seq_length, max_predictions_per_seq, top_k=5):
     """Writes the SavedModel to `export_dir` (to a temporary name first, then renamed)."""
-    module = PretrainerServing(model, vocab_file, max_seq_length, max_predictions_per_seq)
+    module = PretrainerServing(model, vocab_file, max_seq_length, max_predictions_per_seq, top_k)
     serve_ids = module.serve_ids_fn()
     module.serve_ids = serve_ids
     tmp = export_dir.rstrip("/") + ".tmp"

@@ -5,13 +5,15 @@
 
 Each chosen sentence gets one word (of at least 4 letters) replaced by
 [MASK]; the SavedModel tokenizes the text itself and predicts the first
-WordPiece of the masked word.
+WordPiece of the masked word; the most likely pieces are printed with their
+probabilities.
 """
 
 import random
 import re
 
 from absl import app, flags
+
 
 def define_flags():
     """Defined only when run as a program, so that importing the module defines no absl flag."""
@@ -48,12 +50,18 @@ def main(argv):
     model = tf.saved_model.load(FLAGS.export_dir)
     examples = masked_examples(lines, FLAGS.examples, FLAGS.seed)
     out = model.signatures["serving_default"](text=tf.constant([t for t, _ in examples]))
-    hits = 0
-    for (text, answer), token in zip(examples, out["predicted_tokens"].numpy()[:, 0]):
-        guess = token.decode()
-        hits += answer.startswith(guess.replace("##", ""))
-        print(f"  {text}\n      -> predicted {guess!r}, original {answer!r}")
-    print(f"{hits}/{len(examples)} masked words start with the predicted word piece.")
+    top_tokens, top_p = out["top_k_tokens"].numpy()[:, 0], out["top_k_probabilities"].numpy()[:, 0]
+    hits, hits_k = 0, 0
+    for (text, answer), tokens, probs in zip(examples, top_tokens, top_p):
+        guesses = [t.decode() for t in tokens]
+        starts = [answer.startswith(g.replace("##", "")) for g in guesses]
+        hits += starts[0]
+        hits_k += any(starts)
+        ranked = ", ".join(f"{g!r} {p:.2f}" for g, p in zip(guesses, probs))
+        print(f"  {text}\n      -> original {answer!r}; predicted {ranked}")
+    k = top_tokens.shape[-1]
+    print(f"{hits}/{len(examples)} masked words start with the predicted word piece, "
+          f"{hits_k}/{len(examples)} with one of the {k} most likely.")
 
 
 if __name__ == "__main__":

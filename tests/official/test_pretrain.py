@@ -91,6 +91,33 @@ def test_export_reload_and_serve(trained):
     np.testing.assert_allclose(served["mlm_logits"].numpy(), model(inputs)["mlm"].numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_export_top_k_are_the_most_likely_tokens(trained):
+    """The text signature's top-k equal a NumPy softmax and sort of the id signature's logits (float64)."""
+    _, _, model_dir = trained
+    loaded = tf.saved_model.load(os.path.join(model_dir, "export"))
+    out = loaded.signatures["serving_default"](text=tf.constant(["the [MASK] is [MASK] imported"]))
+    positions = out["masked_positions"].numpy()
+    assert out["num_masks"].numpy().tolist() == [2] and positions[0, :2].tolist() == [2, 4]
+    # The same input through the id signature: [CLS] the [MASK] is [MASK] imported [SEP].
+    vocab = [line.rstrip("\n") for line in open(os.path.join(CORPUS, "vocab.txt"), encoding="utf-8")]
+    words = ["[CLS]", "the", "[MASK]", "is", "[MASK]", "imported", "[SEP]"]
+    ids = np.zeros((1, 32), np.int32)
+    ids[0, :7] = [vocab.index(w) for w in words]
+    logits = loaded.signatures["serve_ids"](
+        input_word_ids=tf.constant(ids), input_mask=tf.constant((ids > 0).astype(np.int32)),
+        input_type_ids=tf.constant(np.zeros_like(ids)), masked_lm_positions=tf.constant(positions))["mlm_logits"]
+    z = logits.numpy().astype(np.float64)[0, :2]
+    probs = np.exp(z - z.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    expected_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :5]
+    top_ids = out["top_k_ids"].numpy()[0, :2]
+    np.testing.assert_array_equal(top_ids, expected_ids)
+    np.testing.assert_allclose(out["top_k_probabilities"].numpy()[0, :2], np.take_along_axis(probs, expected_ids, -1),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(out["predicted_ids"].numpy()[0, :2], top_ids[:, 0])
+    assert [t.decode() for t in out["top_k_tokens"].numpy()[0, 0]] == [vocab[i] for i in top_ids[0]]
+
+
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     common = [sys.executable, "-m", "official.nlp.pretrain", "--model=sibert", "--config=tiny",
               f"--text_files={CORPUS}/heldout.txt", "--global_batch_size=4", "--max_seq_length=32",
