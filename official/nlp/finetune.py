@@ -57,20 +57,11 @@ def _text_keys(info):
 def load_task(name, data_dir, split, vocab, max_seq_length, batch_size, shuffle, max_examples=0, seed=0):
     """A batched dataset of (inputs, label), and the task's (num_classes or None for regression, text keys)."""
     import tensorflow as tf
-    import tensorflow_datasets as tfds
     import tensorflow_text as tf_text
 
-    builder = tfds.builder(name, data_dir=data_dir)
-    info = builder.info
-    if info.splits and split not in info.splits:
-        raise ValueError(f"{name} has no split {split!r}; it has {sorted(info.splits)}.")
-    try:
-        ds = tfds.load(name, split=split, data_dir=data_dir, download=False)
-    except AssertionError as e:  # TFDS's way of saying the data is not there
-        raise ValueError(
-            f"TFDS dataset {name} is not prepared in {data_dir or '~/tensorflow_datasets'} "
-            f"(nothing is downloaded here): run `tfds build {name} --data_dir=...` first. ({e})"
-        ) from None
+    from official.nlp.data.files import load_prepared_tfds
+
+    ds, info = load_prepared_tfds(name, split, data_dir)
     keys = _text_keys(info)
     label = info.features["label"]
     num_classes = getattr(label, "num_classes", None)

@@ -58,6 +58,25 @@ def test_missing_input_glob(tmp_path):
         pretrain.run(flag_values(model_dir=str(tmp_path), text_files=[str(tmp_path / "none-*.txt")]))
 
 
+def test_pretraining_from_a_tfds_text_dataset(tmp_path):
+    """--tfds_name reads a prepared TFDS text dataset: TFDS's mock data here, so nothing is downloaded."""
+    import tensorflow_datasets as tfds
+
+    from official.nlp.data import pretrain_dataloader as loader
+
+    name = "wikipedia/20230601.en"
+    with tfds.testing.mock_data(num_examples=8):
+        texts = [e["text"].decode() for e in tfds.load(name, split="train").as_numpy_iterator()]
+        assert loader.load_documents(tfds_name=name) == [[t.strip()] for t in texts]  # mock text has no '.'
+        _, summary = pretrain.run(flag_values(model_dir=str(tmp_path / "run"), text_files=None, tfds_name=name,
+                                              train_steps=2, export=False))
+        assert summary["steps"] == 2 and np.isfinite(summary["final"]["loss"])
+        with pytest.raises(ValueError, match=r"has no feature 'body' \(--tfds_text_key\); its features are"):
+            loader.load_documents(tfds_name=name, tfds_text_key="body")
+    with pytest.raises(ValueError, match="TFDS dataset lm1b is not prepared in .*empty.*tfds build lm1b"):
+        loader.load_documents(tfds_name="lm1b", tfds_data_dir=str(tmp_path / "empty"))
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("run"))

@@ -1,4 +1,4 @@
-"""Input files: glob expansion and TFRecord integrity checks with errors that name the file."""
+"""Inputs: glob expansion, TFRecord integrity checks and prepared TFDS datasets, with errors that name the input."""
 
 import tensorflow as tf
 
@@ -38,3 +38,24 @@ def check_tfrecord_files(files, full_scan_bytes=1 << 30):
                 pass
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
             raise ValueError(f"TFRecord file {f} is corrupt or truncated: {e.message.splitlines()[0]}") from None
+
+
+def load_prepared_tfds(name, split, data_dir=None):
+    """`(dataset, info)` of a TFDS split that was prepared beforehand; nothing is downloaded.
+
+    An unknown split, or a dataset not prepared in `data_dir`, is a ValueError
+    that says so and how to prepare it (TFDS itself raises a bare AssertionError).
+    """
+    import tensorflow_datasets as tfds
+
+    info = tfds.builder(name, data_dir=data_dir).info
+    if info.splits and split not in info.splits:
+        raise ValueError(f"{name} has no split {split!r}; it has {sorted(info.splits)}.")
+    try:
+        ds = tfds.load(name, split=split, data_dir=data_dir, download=False)
+    except AssertionError as e:  # TFDS's way of saying the data is not there
+        raise ValueError(
+            f"TFDS dataset {name} is not prepared in {data_dir or '~/tensorflow_datasets'} "
+            f"(nothing is downloaded here): run `tfds build {name} --data_dir=...` first. ({e})"
+        ) from None
+    return ds, info

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from official.nlp.data import instances as inst
-from official.nlp.data.files import check_tfrecord_files, expand_globs
+from official.nlp.data.files import check_tfrecord_files, expand_globs, load_prepared_tfds
 
 
 def feature_spec(max_seq_length, max_predictions_per_seq):
@@ -173,9 +173,10 @@ def load_documents(text_files=None, tfds_name=None, tfds_data_dir=None, tfds_spl
     elif tfds_name:
         import re
 
-        import tensorflow_datasets as tfds
-
-        ds = tfds.load(tfds_name, split=tfds_split, data_dir=tfds_data_dir, download=False)
+        ds, info = load_prepared_tfds(tfds_name, tfds_split, tfds_data_dir)
+        if tfds_text_key not in info.features:
+            raise ValueError(f"{tfds_name} has no feature {tfds_text_key!r} (--tfds_text_key); its features are "
+                             f"{sorted(info.features)}.")
         docs = []
         for example in ds.as_numpy_iterator():
             text = example[tfds_text_key].decode("utf-8")
