@@ -75,6 +75,10 @@ def test_pretraining_from_a_tfds_text_dataset(tmp_path):
             loader.load_documents(tfds_name=name, tfds_text_key="body")
     with pytest.raises(ValueError, match="TFDS dataset lm1b is not prepared in .*empty.*tfds build lm1b"):
         loader.load_documents(tfds_name="lm1b", tfds_data_dir=str(tmp_path / "empty"))
+    # A really prepared dataset (TFDS's test builder, generated locally) knows its splits.
+    tfds.testing.DummyDataset(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    with pytest.raises(ValueError, match=r"dummy_dataset has no split 'dev'; it has \['train'\]"):
+        loader.load_documents(tfds_name="dummy_dataset", tfds_data_dir=str(tmp_path / "tfds"), tfds_split="dev")
 
 
 @pytest.fixture(scope="module")
