@@ -139,6 +139,10 @@ def test_export_top_k_are_the_most_likely_tokens(trained):
                                rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(out["predicted_ids"].numpy()[0, :2], top_ids[:, 0])
     assert [t.decode() for t in out["top_k_tokens"].numpy()[0, 0]] == [vocab[i] for i in top_ids[0]]
+    from official.nlp import export
+
+    with pytest.raises(ValueError, match=r"top_k must be in \[1, vocabulary size"):
+        export.PretrainerServing(trained[0], os.path.join(CORPUS, "vocab.txt"), 32, 5, top_k=0)
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
