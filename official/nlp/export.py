@@ -75,13 +75,12 @@ class PretrainerServing(tf.Module):
         inputs, num_masks = self._encode(text)
         out = self.model(inputs, training=False)
         top_p, top_ids = tf.math.top_k(tf.nn.softmax(out["mlm"], axis=-1), k=self.top_k)
-        top_ids = tf.cast(top_ids, tf.int64)
-        predicted = top_ids[..., 0]
+        top_tokens = self.tokens.lookup(tf.cast(top_ids, tf.int64))
         return {
-            "predicted_ids": tf.cast(predicted, tf.int32),
-            "predicted_tokens": self.tokens.lookup(predicted),
-            "top_k_ids": tf.cast(top_ids, tf.int32),
-            "top_k_tokens": self.tokens.lookup(top_ids),
+            "predicted_ids": top_ids[..., 0],
+            "predicted_tokens": top_tokens[..., 0],
+            "top_k_ids": top_ids,
+            "top_k_tokens": top_tokens,
             "top_k_probabilities": top_p,
             "masked_positions": inputs["masked_lm_positions"],
             "num_masks": num_masks,
