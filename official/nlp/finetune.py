@@ -184,7 +184,7 @@ def run(f):
 
 def main(argv):
     del argv
-    from official.nlp.pretrain import run_reporting_input_errors
+    from official.common.cli import run_reporting_input_errors
 
     run_reporting_input_errors(run, flags.FLAGS)
 

@@ -275,22 +275,9 @@ def run(f, strategy=None):
 
 def main(argv):
     del argv
+    from official.common.cli import run_reporting_input_errors
+
     run_reporting_input_errors(run, FLAGS)
-
-
-def run_reporting_input_errors(fn, *args):
-    """Runs `fn`; a ValueError raised by this project's own checks ends the program with its message alone."""
-    import sys
-    import traceback
-
-    try:
-        return fn(*args)
-    except ValueError as e:
-        origin = traceback.extract_tb(e.__traceback__)[-1].filename
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        if not origin.startswith(os.path.join(here, "official")) and not origin.startswith(os.path.join(here, "keras_si")):
-            raise  # not one of our input checks: keep the traceback
-        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
