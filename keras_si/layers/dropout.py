@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from keras_si.optimizers._norms import _in_xla_context
+from keras_si._backend_utils import in_xla_context
 
 # Two odd 32-bit multipliers of "lowbias32" (C. Wellons, "Prospecting for hash
 # functions", 2018): a bijective integer hash with near-ideal avalanche.
@@ -92,4 +92,4 @@ class Dropout(keras.layers.Dropout):
     @staticmethod
     def _compiled_or_jax():
         backend = keras.backend.backend()
-        return backend == "jax" or (backend == "tensorflow" and _in_xla_context())
+        return backend == "jax" or (backend == "tensorflow" and in_xla_context())

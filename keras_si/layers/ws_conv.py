@@ -31,9 +31,50 @@ class WSConv2D(keras.layers.Conv2D):
         self.epsilon = epsilon
 
     def build(self, input_shape):
-        super().build(input_shape)
+        # With `lora_rank`, Keras's build ends by enabling LoRA, which locks the
+        # layer's state: no weight can be added after it. So build the plain
+        # convolution, add the gain, then enable LoRA as Keras would have.
+        lora_rank, self.lora_rank = self.lora_rank, None
+        try:
+            super().build(input_shape)
+        finally:
+            self.lora_rank = lora_rank
         if self.use_gain:
-            self.gain = self.add_weight(name="gain", shape=(self.filters,), initializer="ones")
+            self.gain = self.add_weight(name="gain", shape=(self.filters,), initializer="ones", dtype=self.dtype)
+        else:
+            self.gain = None
+        if lora_rank:
+            self.enable_lora(lora_rank, lora_alpha=self.lora_alpha)
+
+    # Keras's convolutions override save_own_variables/load_own_variables with
+    # an explicit list (kernel, then bias) instead of the default "every
+    # variable the layer tracks", so a subclass's own weights are neither
+    # written nor read by them: the trained gain was lost on save and
+    # `load_model` failed ("expected 3 variables, but received 2"). The store
+    # keys stay "0" (kernel) and "1" (bias, if any) as Keras writes them, and
+    # the gain takes the next index; any variable a subclass adds must be
+    # listed in `_own_extra_variables`.
+    def _own_extra_variables(self):
+        return [self.gain] if self.use_gain else []
+
+    def save_own_variables(self, store):
+        if not self.built:
+            return
+        super().save_own_variables(store)
+        first = 1 + int(self.use_bias)
+        for i, variable in enumerate(self._own_extra_variables(), start=first):
+            store[str(i)] = variable
+
+    def load_own_variables(self, store):
+        # Keras's load first checks that the store holds as many entries as
+        # the layer tracks variables (gain included), so a file written
+        # without the gain fails loudly rather than silently resetting it.
+        super().load_own_variables(store)
+        if not self.built:
+            return
+        first = 1 + int(self.use_bias)
+        for i, variable in enumerate(self._own_extra_variables(), start=first):
+            variable.assign(store[str(i)])
 
     def standardized_kernel(self):
         kernel = ops.cast(self.kernel, "float32")
