@@ -28,8 +28,10 @@ class AdamP(Optimizer):
         delta (> 0, default 0.1), wd_ratio (in [0, 1], default 0.1), nesterov.
     """
 
+    _default_name = "adamp"
+
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=None, delta=0.1,
-                 wd_ratio=0.1, nesterov=False, name="adamp", **kwargs):
+                 wd_ratio=0.1, nesterov=False, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs)
         check_fraction("beta_1", beta_1)
         check_fraction("beta_2", beta_2)

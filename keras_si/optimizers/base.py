@@ -20,6 +20,14 @@ Weight decay is folded into each subclass's `update_step` (read the rate with
 `self.weight_decay_for(variable)`), so that a hook can see the weights
 *before* decay, as the paper's clipping threshold requires.
 
+Every gradient is first brought to its variable's form (`_prepare_gradient`):
+cast to the variable's dtype (a float32 gradient of a float64 variable, as
+Keras's own optimizers accept), and a sparse `tf.IndexedSlices` gradient (an
+embedding lookup's) is densified, duplicate indices summed, unless the
+optimizer declares it can step on rows (`_keeps_sparse_gradients`). So a step
+on a sparse gradient equals the step on the same gradient densified, for every
+subclass, and `update_step` only ever sees one dtype.
+
 Variables are selected by regular expressions searched in `variable.path`
 (e.g. "dense_1/bias"), which is the same on every backend and is written into
 `get_config`, unlike Keras's `exclude_from_weight_decay(var_names=...)`, which
@@ -59,6 +67,46 @@ def check_fraction(name, value):
         raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
 
 
+def concrete_scalar(fn):
+    """`fn()` (a scalar tensor) evaluated now, as a Python float, outside any traced function.
+
+    Lets a step run a Python-side check on the values it starts from at no
+    cost to the compiled step (XLA included): on TensorFlow `tf.init_scope`
+    leaves the function being traced and reads the variables' current values
+    eagerly, which at the first trace are the values the first step starts
+    from. Returns None where the values are not concrete (inside `jax.jit`,
+    where Keras's JAX trainer runs the step).
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.init_scope():
+            return float(fn())
+    if keras.backend.backend() == "jax":
+        import jax
+
+        try:
+            return float(fn())
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+            return None
+    return float(keras.ops.convert_to_numpy(fn()))
+
+
+def _unique_default_name(cls):
+    """`stem`, then `stem_1`, `stem_2`, ...: the names Keras gives its own optimizers.
+
+    Shares Keras's per-stem counter (`keras.backend.get_uid`), so that two
+    instances never share a name (their variables' paths start with it) and
+    `keras.utils.clear_session()` restarts the count, as for Keras's own.
+    Returns None (Keras then names it after the class) without a stem.
+    """
+    stem = cls.__dict__.get("_default_name")
+    if stem is None:
+        return None
+    uid = keras.backend.get_uid(stem)
+    return stem if uid == 1 else f"{stem}_{uid - 1}"
+
+
 @keras.saving.register_keras_serializable(package="keras_si")
 class Optimizer(keras.optimizers.Optimizer):
     """Base class: hooks see all-reduced gradients; selection by variable path.
@@ -71,8 +119,15 @@ class Optimizer(keras.optimizers.Optimizer):
         exclude_from_weight_decay: regular expressions; a variable whose
             `variable.path` matches any (by `re.search`) is not decayed.
             Saved in `get_config`.
+        name: the optimizer's name. Default None: a name unique in the
+            session, as Keras gives its own optimizers (e.g. "sgdp", then
+            "sgdp_1").
         **kwargs: the other `keras.optimizers.Optimizer` arguments.
     """
+
+    # The default name's stem; None: Keras's (the class name in snake case).
+    # Read from the class itself only, so a user's subclass gets its own stem.
+    _default_name = None
 
     def __init__(
         self,
@@ -82,6 +137,8 @@ class Optimizer(keras.optimizers.Optimizer):
         name=None,
         **kwargs,
     ):
+        if name is None:
+            name = _unique_default_name(type(self))
         if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
             learning_rate = float(learning_rate)
         if isinstance(learning_rate, float):
@@ -194,8 +251,46 @@ class Optimizer(keras.optimizers.Optimizer):
         # TF backend hook: the gradients were summed in `_backend_update_step`.
         return list(grads_and_vars)
 
+    def _keeps_sparse_gradients(self):
+        """Hook: True if `update_step` takes `tf.IndexedSlices` gradients as they are.
+
+        Such an optimizer gets them with duplicate indices summed (each row
+        once, so that norms are right) and must step only on their rows
+        where that is exact. The default, False, densifies them first: every
+        update that keeps dense state (momentum, Adam's moments) or takes
+        dense norms is exact only on the dense gradient.
+        """
+        return False
+
+    def _prepare_gradient(self, grad, variable):
+        """`grad` in `variable`'s dtype; densified unless `_keeps_sparse_gradients()`."""
+        if grad is None:
+            return None
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+        if _norms.is_sparse(grad):
+            import tensorflow as tf
+
+            # Indices may be a Python tuple (Keras's built-ins accept it); the
+            # sparse ops below need a tensor.
+            grad = tf.IndexedSlices(
+                tf.cast(grad.values, dtype),
+                tf.convert_to_tensor(grad.indices),
+                grad.dense_shape,
+            )
+            if self._keeps_sparse_gradients():
+                return _norms.combine_duplicate_rows(grad)
+            # The dense form sums the rows that share an index.
+            return tf.convert_to_tensor(grad)
+        grad = keras.ops.convert_to_tensor(grad, sparse=False)
+        if keras.backend.standardize_dtype(grad.dtype) != dtype:
+            grad = keras.ops.cast(grad, dtype)
+        return grad
+
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        grads = [_norms.combine_duplicate_rows(g) for g in _norms.all_reduce_sum(grads)]
+        grads = [
+            self._prepare_gradient(g, v)
+            for g, v in zip(_norms.all_reduce_sum(grads), trainable_variables)
+        ]
         grads = keras.optimizers.Optimizer._clip_gradients(self, grads)
         grads = self.transform_gradients(grads, trainable_variables, learning_rate)
         super()._backend_update_step(grads, trainable_variables, learning_rate)

@@ -38,9 +38,11 @@ class LARS(Optimizer):
         exclude_from_weight_decay, exclude_from_layer_adaptation: regexes on `variable.path`.
     """
 
+    _default_name = "lars"
+
     def __init__(self, learning_rate=0.1, momentum=0.9, weight_decay=1e-4, trust_coefficient=0.001,
                  nesterov=False, exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
-                 name="lars", **kwargs):
+                 name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          exclude_from_weight_decay=exclude_from_weight_decay, name=name, **kwargs)
         check_fraction("momentum", momentum)

@@ -33,8 +33,10 @@ class RAdam(Optimizer):
         weight_decay: decoupled decay lam >= 0.
     """
 
+    _default_name = "radam"
+
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=None,
-                 name="radam", **kwargs):
+                 name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs)
         check_fraction("beta_1", beta_1)
         check_fraction("beta_2", beta_2)

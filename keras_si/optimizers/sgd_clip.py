@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_si.optimizers import _norms
-from keras_si.optimizers.base import Optimizer, check_fraction, check_positive_number
+from keras_si.optimizers.base import Optimizer, check_fraction, check_positive_number, concrete_scalar
 
 # Guards the division by the gradient norm when the gradient is exactly 0.
 _TINY = 1e-30
@@ -43,6 +43,17 @@ class SGDClip(Optimizer):
     `clipped` (1.0 if `s < 1`), `effective_learning_rate` (`eta_t / ||x||^2`),
     and the counters `clipped_steps` and `skipped_steps`.
 
+    Weights whose global norm is exactly 0 (e.g. a group of zero-initialised
+    biases alone) can never move with clipping on: the threshold is then 0,
+    so every gradient is clipped to nothing and the decay of 0 is 0. The first
+    step raises a ValueError instead of training nothing silently. The check
+    is done in Python on the values the first step starts from (read eagerly
+    when the step is traced), so it adds nothing to the compiled step, as an
+    in-graph assertion would (XLA cannot raise); weights set to 0 later show
+    as `weight_norm == 0` and `clip_scale == 0` in the diagnostics. On JAX,
+    whose trainer runs the step inside `jax.jit`, the check runs only where
+    the step runs eagerly (`optimizer.apply` outside `jit`).
+
     A step whose gradient norm is not finite (inf or NaN) is skipped: the
     weights (and momentum) stay as they are, no decay is applied, and
     `skipped_steps` grows by one. With `LossScaleOptimizer` such steps never
@@ -67,7 +78,15 @@ class SGDClip(Optimizer):
             `gradient_accumulation_steps`, `loss_scale_factor`, ...).
             `clipnorm`, `clipvalue` and `global_clipnorm` are rejected: the
             relative clip replaces them.
+        name: default None, a unique name ("sgd_clip", "sgd_clip_1", ...).
+
+    Raises:
+        ValueError: for an argument out of range, for clipping without weight
+            decay, and at the first step if clipping is on and the weights'
+            global norm is 0 (see above).
     """
+
+    _default_name = "sgd_clip"
 
     def __init__(
         self,
@@ -76,7 +95,7 @@ class SGDClip(Optimizer):
         clip_factor=2.0,
         momentum=0.0,
         exclude_from_weight_decay=None,
-        name="sgd_clip",
+        name=None,
         **kwargs,
     ):
         for arg in ("clipnorm", "clipvalue", "global_clipnorm"):
@@ -105,6 +124,30 @@ class SGDClip(Optimizer):
         check_fraction("momentum", momentum)
         self.clip_factor = None if clip_factor is None else float(clip_factor)
         self.momentum = float(momentum)
+        # The zero-norm check runs once, at the first step (see the docstring).
+        self._zero_norm_checked = False
+
+    def _keeps_sparse_gradients(self):
+        # Without momentum a step on an embedding gradient touches only the
+        # looked-up rows (plus the decay of every row, see `update_step`);
+        # the momentum buffer is dense, so then the gradient is densified.
+        return not self.momentum
+
+    def _check_weights_not_all_zero(self, variables):
+        self._zero_norm_checked = True
+        if self.clip_factor is None:
+            return
+        x_norm = concrete_scalar(lambda: _norms.global_norm(variables))
+        if x_norm == 0.0:
+            raise ValueError(
+                f"SGDClip {self.name!r}: the {len(variables)} variable(s) it updates are all "
+                "zero (global norm ||x|| = 0), so the clipping threshold clip_factor * "
+                "sqrt(2 * weight_decay / learning_rate) * ||x|| is 0 and they can never "
+                "move. Initialise them with non-zero values (or put them in a group with "
+                "variables that are), or pass clip_factor=None. Variables: "
+                + ", ".join(getattr(v, "path", v.name) for v in variables[:5])
+                + (", ..." if len(variables) > 5 else "")
+            )
 
     def build(self, variables):
         if self.built:
@@ -130,6 +173,8 @@ class SGDClip(Optimizer):
         self._step_ok = scalar("step_ok")
 
     def transform_gradients(self, grads, variables, learning_rate):
+        if not self._zero_norm_checked:
+            self._check_weights_not_all_zero(variables)
         lr = ops.cast(learning_rate, "float32")
         x_norm = _norms.global_norm(variables)
         g_norm = _norms.global_norm(grads)

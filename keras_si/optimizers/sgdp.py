@@ -31,8 +31,10 @@ class SGDP(Optimizer):
         delta (> 0, default 0.1), wd_ratio (in [0, 1], default 0.1), epsilon (> 0).
     """
 
+    _default_name = "sgdp"
+
     def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=False, weight_decay=None, delta=0.1,
-                 wd_ratio=0.1, epsilon=1e-8, name="sgdp", **kwargs):
+                 wd_ratio=0.1, epsilon=1e-8, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs)
         check_fraction("momentum", momentum)
         check_positive_number("delta", delta)
