@@ -1,5 +1,7 @@
 """The optimizers of pretraining: the paper's for SIBERT, the Model Garden's for BERT."""
 
+import re
+
 import keras
 
 import keras_si
@@ -9,20 +11,52 @@ def sibert_optimizer(model, train_steps, learning_rate=8e-4, weight_decay=1e-2, 
                      head_learning_rate=8e-4, head_warmup_steps=10000, decay_at=(0.6, 0.9)):
     """SGDClip on the scale-invariant encoder, Lamb on the heads (Li et al., ICML 2022, Section 5).
 
-    Encoder: constant learning rate, no warm-up, divided by 10 at each
-    fraction of `train_steps` in `decay_at` (the paper: 60% and 90%).
-    Heads: Lamb with linear warm-up then linear decay to 0.
+    Encoder (`keras_si.scale_invariant_variables`): SGDClip at a constant
+    learning rate, no warm-up, divided by 10 at each fraction of `train_steps`
+    in `decay_at` (the paper: 60% and 90%).
+
+    Heads: linear warm-up then linear decay to 0. Their matrices on Keras's
+    Lamb; their biases and normalisation parameters (every head variable of
+    rank <= 1) on Adam with Lamb's betas and epsilon, i.e. Lamb without the
+    layer adaptation, as the LAMB paper's implementation and the Model Garden
+    exclude them. Keras's Lamb applies its trust ratio ||w|| / ||update|| to
+    every variable, so a zero-initialised bias moves by the learning rate once
+    and then in proportion to its own tiny norm: it stays near zero.
+
+    Returns:
+        A `keras.optimizers.MultiOptimizer` over three optimizers named
+        "encoder_sgdclip", "head_lamb" and "head_adam" (the variable paths of
+        each group are written into its config).
+
+    Raises:
+        ValueError: if the model has no scale-invariant variable.
     """
     boundaries = [int(f * train_steps) for f in decay_at]
     values = [learning_rate * 0.1**i for i in range(len(boundaries) + 1)]
     si_lr = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else learning_rate
+
     head_lr = keras_si.schedules.LinearWarmup(
         keras.optimizers.schedules.PolynomialDecay(head_learning_rate, max(train_steps, 1), 0.0),
         warmup_steps=min(head_warmup_steps, train_steps),
     )
+
     encoder = keras_si.SGDClip(si_lr, weight_decay=weight_decay, clip_factor=clip_factor, name="encoder_sgdclip")
-    head = keras.optimizers.Lamb(head_lr, name="head_lamb")
-    return keras_si.scale_invariant_optimizer(model, encoder, head)
+    lamb = keras.optimizers.Lamb(head_lr, name="head_lamb")
+    adam = keras.optimizers.Adam(head_lr, beta_1=lamb.beta_1, beta_2=lamb.beta_2, epsilon=lamb.epsilon,
+                                 name="head_adam")
+    si, rest = keras_si.scale_invariant_variables(model)
+    if not si:
+        raise ValueError(f"Model {model.name!r} has no variables in a layer marked as scale invariant.")
+    vectors = [v for v in rest if len(v.shape) <= 1]
+    routes = {_exact_paths(si): encoder}
+    if vectors:
+        routes[_exact_paths(vectors)] = adam
+    return keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(lamb, routes))
+
+
+def _exact_paths(variables):
+    """A regular expression matching exactly these variables' paths (OptimizerMap uses re.fullmatch)."""
+    return "|".join(re.escape(v.path) for v in variables)
 
 
 def bert_optimizer(train_steps, learning_rate=1e-4, weight_decay=1e-2, warmup_steps=10000):

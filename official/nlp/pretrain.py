@@ -58,7 +58,8 @@ flags.DEFINE_integer("warmup_steps", 10000, "Linear warm-up steps (SIBERT heads;
 flags.DEFINE_float("weight_decay", 1e-2, "Weight decay.")
 flags.DEFINE_float("clip_factor", 2.0, "SGDClip's clip factor sqrt(C); <= 0 turns clipping off.")
 flags.DEFINE_list("lr_decay_at", ["0.6", "0.9"], "SIBERT: fractions of train_steps where the LR drops 10x.")
-flags.DEFINE_float("init_scale", 1.0, "Multiplies the initializer std (0.02).")
+flags.DEFINE_float("init_scale", 1.0, "Multiplies the initial weights of SIBERT's scale-invariant group (its "
+                   "function is unchanged), or of BERT's whole encoder (the paper's Figure 1).")
 flags.DEFINE_float("dropout", None, "Encoder dropout rate, hidden and attention (default: the preset's, 0.1).")
 flags.DEFINE_enum("mixed_precision_policy", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
                   "Keras dtype policy.")
@@ -73,8 +74,11 @@ FLAGS = flags.FLAGS
 FLAG_NAMES = [
     "model", "config", "vocab_file", "max_seq_length", "max_predictions_per_seq", "train_steps", "learning_rate",
     "head_learning_rate", "warmup_steps", "weight_decay", "clip_factor", "lr_decay_at", "init_scale", "dropout",
-    "steps_per_execution", "jit_compile", "global_batch_size", "seed",
+    "steps_per_execution", "jit_compile", "global_batch_size", "seed", "mixed_precision_policy",
 ]
+# The flags that define the model and the layout of its checkpoints: a run directory's checkpoints only
+# continue under the same values (the vocabulary is compared by content, as `vocab_sha256`).
+MODEL_FLAGS = ("model", "config", "max_seq_length", "max_predictions_per_seq", "dropout", "mixed_precision_policy")
 
 
 def validate_flags(f):
@@ -115,6 +119,48 @@ def validate_flags(f):
         raise ValueError("SIBERT with --clip_factor > 0 needs --weight_decay > 0 (the clip threshold would be 0).")
 
 
+def latest_step(model_dir):
+    """The step of the latest checkpoint in `model_dir` (checkpoints are numbered by step), or 0."""
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(model_dir) if tf.io.gfile.isdir(model_dir) else None
+    if state is None or not state.model_checkpoint_path:
+        return 0
+    return int(state.model_checkpoint_path.rsplit("-", 1)[-1])
+
+
+def check_run_directory(f):
+    """Checks, before anything is written, that `--model_dir` holds no run or the run these flags describe.
+
+    Returns:
+        The flags saved by the run already there (a dict), or None for a new run.
+
+    Raises:
+        ValueError: naming the first model-defining flag whose value differs from the saved run's.
+    """
+    import tensorflow as tf
+
+    from official.nlp.data.vocab import Vocab
+
+    flagfile = os.path.join(f.model_dir, "flags.json")
+    if not tf.io.gfile.exists(flagfile):
+        if latest_step(f.model_dir):
+            raise ValueError(f"--model_dir={f.model_dir} holds checkpoints but no flags.json: it was not written by "
+                             "this program; use another --model_dir.")
+        return None
+    with tf.io.gfile.GFile(flagfile) as fh:
+        saved = json.load(fh)
+    for name in MODEL_FLAGS:
+        if name in saved and saved[name] != getattr(f, name):
+            raise ValueError(f"--{name}={getattr(f, name)} differs from the run in --model_dir={f.model_dir}, which "
+                             f"was started with --{name}={saved[name]}: give the same value to continue that run, "
+                             "or another --model_dir.")
+    if "vocab_sha256" in saved and saved["vocab_sha256"] != Vocab(f.vocab_file).sha256:
+        raise ValueError(f"--vocab_file={f.vocab_file} is not the vocabulary of the run in --model_dir={f.model_dir} "
+                         f"(which used {saved.get('vocab_file')}): give that vocabulary, or another --model_dir.")
+    return saved
+
+
 def make_dataset(f, strategy, vocab, eval_data=False):
     from official.nlp.data import pretrain_dataloader as loader
 
@@ -146,10 +192,10 @@ def build_model(f, vocab_size):
     dropout = getattr(f, "dropout", None)  # absent from the flags.json of runs before --dropout
     rates = {} if dropout is None else dict(dropout=dropout, attention_dropout=dropout)
     config = modeling.get_config(f.config, vocab_size=vocab_size,
-                                 max_position_embeddings=max(512, f.max_seq_length),
-                                 initializer_std=0.02 * f.init_scale, **rates)
+                                 max_position_embeddings=max(512, f.max_seq_length), **rates)
     model = modeling.Pretrainer(f.model, config)
     model(modeling.dummy_features(2, f.max_seq_length, f.max_predictions_per_seq, vocab_size))
+    modeling.scale_initialization(model, f.init_scale)
     return model
 
 
@@ -172,9 +218,65 @@ def compile_model(model, f):
     return model
 
 
-def mlm_accuracy(model, dataset):
-    results = model.evaluate(dataset, verbose=0, return_dict=True)
-    return results.get("mlm_accuracy", float("nan")), results.get("mlm_loss", float("nan"))
+def heldout_metrics(model, dataset, frequent=10):
+    """Held-out masked-LM (and next-sentence) metrics, computed from the logits in float64.
+
+    Averages are over every real masked position of every batch (and every
+    sequence for NSP), not means of per-batch means. Also reported, to read the
+    numbers against: the best context-free prediction on these very targets
+    (always predicting their own frequencies: loss = their entropy, accuracy =
+    the share of the most frequent one), and the accuracy on targets outside the
+    `frequent` most frequent ones, which only context can get right.
+
+    Returns:
+        A dict of Python floats: mlm_loss (nats), mlm_accuracy, nsp_loss,
+        nsp_accuracy (absent without an NSP head), unigram_loss,
+        unigram_accuracy, rare_accuracy, and positions (the count).
+    """
+    import numpy as np
+
+    nll, hits, targets, nsp_nll, nsp_hits, sequences = [], [], [], 0.0, 0, 0
+    for features, labels, weights in dataset:
+        out = model(features, training=False)
+        logits = np.asarray(out["mlm"], np.float64)
+        y = np.asarray(labels["mlm"]).astype(np.int64)
+        real = np.asarray(weights["mlm"]) > 0
+        log_z = np.logaddexp.reduce(logits, axis=-1)
+        picked = np.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
+        nll.append((log_z - picked)[real])
+        hits.append((logits.argmax(-1) == y)[real])
+        targets.append(y[real])
+        if "nsp" in out and "nsp" in labels:
+            n_logits = np.asarray(out["nsp"], np.float64)
+            n_y = np.asarray(labels["nsp"]).astype(np.int64).reshape(-1)
+            n_z = np.logaddexp.reduce(n_logits, axis=-1)
+            nsp_nll += float(np.sum(n_z - n_logits[np.arange(len(n_y)), n_y]))
+            nsp_hits += int(np.sum(n_logits.argmax(-1) == n_y))
+            sequences += len(n_y)
+    nll, hits, targets = np.concatenate(nll), np.concatenate(hits), np.concatenate(targets)
+    if not len(targets):
+        raise ValueError("The held-out data has no masked position to evaluate.")
+    ids, counts = np.unique(targets, return_counts=True)
+    p = counts / counts.sum()
+    common = ids[np.argsort(-counts, kind="stable")[:frequent]]
+    rare = ~np.isin(targets, common)
+    results = {"mlm_loss": float(nll.mean()), "mlm_accuracy": float(hits.mean()),
+               "unigram_loss": float(-(p * np.log(p)).sum()), "unigram_accuracy": float(p.max()),
+               "rare_accuracy": float(hits[rare].mean()) if rare.any() else float("nan"),
+               "positions": int(len(targets))}
+    if sequences:
+        results.update(nsp_loss=nsp_nll / sequences, nsp_accuracy=nsp_hits / sequences)
+    return results
+
+
+def format_heldout(m):
+    """One line for the log: the held-out metrics beside the context-free baseline."""
+    line = (f"MLM loss {m['mlm_loss']:.3f}, accuracy {m['mlm_accuracy']:.2%} "
+            f"(context-free baseline: loss {m['unigram_loss']:.3f}, accuracy {m['unigram_accuracy']:.2%}); "
+            f"accuracy outside the 10 most frequent targets {m['rare_accuracy']:.2%}")
+    if "nsp_accuracy" in m:
+        line += f"; NSP loss {m['nsp_loss']:.3f}, accuracy {m['nsp_accuracy']:.2%}"
+    return line + f" [{m['positions']} masked positions]"
 
 
 def run(f, strategy=None):
@@ -197,6 +299,14 @@ def run(f, strategy=None):
     from official.nlp.data.vocab import Vocab
 
     validate_flags(f)
+    saved_flags = check_run_directory(f)  # before anything is written
+    done = latest_step(f.model_dir) if saved_flags else 0
+    if done >= f.train_steps:
+        print(f"The run in {f.model_dir} is complete: its latest checkpoint is at step {done}, --train_steps is "
+              f"{f.train_steps}. Nothing to do (raise --train_steps to train further; `python -m "
+              f"official.nlp.export --model_dir={f.model_dir}` exports it again).")
+        summary_file = os.path.join(f.model_dir, "summary.json")
+        return None, (json.load(tf.io.gfile.GFile(summary_file)) if tf.io.gfile.exists(summary_file) else {})
     # Multi-worker strategies must exist before any other TF op runs.
     if strategy is None:
         strategy = distribute_utils.get_strategy(f.strategy, tpu=f.tpu, num_gpus=f.num_gpus)
@@ -212,7 +322,8 @@ def run(f, strategy=None):
     tf.io.gfile.makedirs(write_dir)
     if chief:
         with tf.io.gfile.GFile(os.path.join(f.model_dir, "flags.json"), "w") as out:  # for export and resumes
-            json.dump({name: getattr(f, name) for name in FLAG_NAMES}, out, indent=2)
+            json.dump({**{name: getattr(f, name) for name in FLAG_NAMES}, "vocab_sha256": vocab.sha256},
+                      out, indent=2)
     if f.global_batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--global_batch_size={f.global_batch_size} is not divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas.")
@@ -237,8 +348,8 @@ def run(f, strategy=None):
     eval_data = eval_dataset(f, vocab) if f.eval_text_files else None
     before = None
     if eval_data is not None and initial_step == 0:
-        before = mlm_accuracy(model, eval_data)
-        print(f"Held-out MLM accuracy before training: {before[0]:.4f} (loss {before[1]:.3f})")
+        before = heldout_metrics(model, eval_data)
+        print(f"Held-out before training: {format_heldout(before)}")
 
     callbacks = [optimization.LearningRateLogger(), checkpointing.CheckpointCallback(manager)]
     if f.model == "sibert":
@@ -254,10 +365,9 @@ def run(f, strategy=None):
                "sequences_per_second": trained * f.global_batch_size / max(elapsed, 1e-9),
                "final": {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}}
     if eval_data is not None:
-        after = mlm_accuracy(model, eval_data)
-        summary["heldout_mlm_accuracy"] = {"before": before[0] if before else None, "after": after[0]}
-        print(f"Held-out MLM accuracy after training: {after[0]:.4f} (loss {after[1]:.3f})"
-              + (f"; before: {before[0]:.4f}" if before else ""))
+        after = heldout_metrics(model, eval_data)
+        summary["heldout"] = {"before": before, "after": after}
+        print(f"Held-out after training: {format_heldout(after)}")
     if not chief:
         tf.io.gfile.rmtree(write_dir)
         return model, summary

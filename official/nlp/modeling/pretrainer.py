@@ -128,6 +128,41 @@ def _per_replica_logs_for_multi_worker(model, logs):
     )
 
 
+def scale_initialization(pretrainer, scale):
+    """Multiplies the initial weights of the part that Figure 1 of the paper rescales by `scale`.
+
+    SIBERT: exactly its scale-invariant group (`keras_si.scale_invariant_variables`,
+    the encoder with its embedding normalisation's gain and bias), so the
+    function it computes is unchanged and only the weight norm is multiplied by
+    `scale`. BERT: every encoder weight (LayerNorm gains included), which changes
+    its function: that is the paper's point. The heads keep their initialisation.
+
+    Args:
+        pretrainer: a built `Pretrainer`.
+        scale: a float > 0.
+
+    Returns:
+        The list of variables that were multiplied.
+
+    Raises:
+        ValueError: if `scale` is not > 0 or the pretrainer is not built.
+    """
+    import keras_si
+
+    if not scale > 0:
+        raise ValueError(f"The initialisation scale must be > 0. Received: {scale}")
+    if not pretrainer.built:
+        raise ValueError("scale_initialization needs a built Pretrainer (call it on dummy_features first).")
+    if pretrainer.model_type == "sibert":
+        variables, _ = keras_si.scale_invariant_variables(pretrainer)
+    else:
+        variables = list(pretrainer.encoder.trainable_variables)
+    if scale != 1:
+        for v in variables:
+            v.assign(v * scale)
+    return variables
+
+
 def dummy_features(batch_size, seq_length, predictions, vocab_size, seed=0):
     """Random but well-formed pretraining features (for building and tests)."""
     import numpy as np

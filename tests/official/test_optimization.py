@@ -1,0 +1,51 @@
+"""The pretraining optimizers: which variables each optimizer gets, and that the heads' biases move."""
+
+import numpy as np
+
+from official.nlp import modeling, optimization
+
+
+def _sibert(vocab=60):
+    model = modeling.Pretrainer("sibert", modeling.get_config("tiny", vocab_size=vocab, max_position_embeddings=32))
+    model(modeling.dummy_features(2, 16, 3, vocab))
+    return model
+
+
+def test_sibert_groups_encoder_head_matrices_and_head_vectors():
+    import keras_si
+
+    model = _sibert()
+    opt = optimization.sibert_optimizer(model, 100)
+    si, rest = keras_si.scale_invariant_variables(model)
+    route = {v.path: opt._optimizer_map(v).name for v in model.trainable_variables}
+    assert {route[v.path] for v in si} == {"encoder_sgdclip"}
+    assert {route[v.path] for v in rest if len(v.shape) <= 1} == {"head_adam"}
+    assert {route[v.path] for v in rest if len(v.shape) > 1} == {"head_lamb"}
+    assert any(v.path.endswith("bias") for v in rest if len(v.shape) <= 1)
+
+
+def test_a_zero_initialised_head_bias_moves_like_adam_not_like_lamb():
+    """Keras's Lamb scales a step by ||w|| / ||update||: from a zero bias it would stay ~lr after any number of steps."""
+    model = _sibert()
+    lr, steps = 1e-2, 5
+    opt = optimization.sibert_optimizer(model, 1000, head_learning_rate=lr, head_warmup_steps=0)
+    variables = model.trainable_variables
+    opt.build(variables)
+    bias = next(v for v in variables if "mlm_head" in v.path and v.path.endswith("bias"))
+    assert not np.any(bias.numpy())
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=bias.shape).astype("float32")
+    grads = [g if v is bias else np.zeros(v.shape, "float32") for v in variables]
+    for _ in range(steps):
+        opt.apply(grads, variables)
+    # NumPy reference, float64: Adam (beta1 0.9, beta2 0.999, epsilon 1e-7 as Keras's Lamb) on a constant gradient with
+    # the head schedule lr_t = lr * (1 - t / 1000) (no warm-up), t = 0..4.
+    m = v = w = np.zeros(g.shape)
+    g64 = g.astype(np.float64)
+    for t in range(1, steps + 1):
+        m = 0.9 * m + 0.1 * g64
+        v = 0.999 * v + 0.001 * g64**2
+        alpha = lr * (1 - (t - 1) / 1000) * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        w = w - alpha * m / (np.sqrt(v) + 1e-7)
+    np.testing.assert_allclose(bias.numpy(), w, rtol=1e-5, atol=1e-8)
+    assert np.linalg.norm(bias.numpy()) > 0.5 * steps * lr * np.sqrt(g.size)
