@@ -207,3 +207,46 @@ def tokenize_documents(documents, tokenizer, vocab_size):
         if sentences:
             out.append(sentences)
     return out
+
+
+def save_packed(documents, prefix):
+    """Writes tokenized documents as three flat NumPy arrays `<prefix>.{tokens,sentences,documents}.npy`.
+
+    `tokens` holds every id (int32), `sentences` the offsets of the
+    sentences in it, `documents` the offsets of the documents in the
+    sentences: `PackedDocuments` memory-maps them, so worker processes share
+    one copy of a corpus instead of each holding its own lists.
+    """
+    lengths = [len(s) for d in documents for s in d]
+    tokens = np.fromiter((t for d in documents for s in d for t in s), np.int32, sum(lengths))
+    np.save(prefix + ".tokens.npy", tokens)
+    np.save(prefix + ".sentences.npy", np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]))
+    np.save(prefix + ".documents.npy", np.concatenate([[0], np.cumsum([len(d) for d in documents], dtype=np.int64)]))
+
+
+class PackedDocuments:
+    """A read-only list of documents (lists of sentences of ids) over the files of several `save_packed` calls.
+
+    Indexing gives a document as Python lists (what `instances_from_document`
+    expects); the documents of the files follow one another in the order given.
+    """
+
+    def __init__(self, prefixes):
+        self._parts = [tuple(np.load(f"{p}.{name}.npy", mmap_mode="r") for name in ("tokens", "sentences",
+                                                                                 "documents"))
+                       for p in prefixes]
+        self.starts = np.concatenate([[0], np.cumsum([len(d) - 1 for _, _, d in self._parts])]).astype(np.int64)
+
+    def __len__(self):
+        return int(self.starts[-1])
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        part = int(np.searchsorted(self.starts, index, side="right")) - 1
+        tokens, sentences, documents = self._parts[part]
+        local = index - self.starts[part]
+        bounds = sentences[documents[local]: documents[local + 1] + 1]
+        flat = tokens[bounds[0]: bounds[-1]].tolist()
+        offsets = (bounds - bounds[0]).tolist()
+        return [flat[offsets[i]: offsets[i + 1]] for i in range(len(offsets) - 1)]

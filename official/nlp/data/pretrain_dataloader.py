@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from official.nlp.data import instances as inst
+from official.nlp.data import records_info
 from official.nlp.data.files import check_tfrecord_files, expand_globs, load_prepared_tfds
 
 
@@ -86,7 +87,8 @@ def tfrecord_dataset(file_patterns, batch_size, max_seq_length, max_predictions_
         validate: check the files' integrity and their first record's shapes
             up front (clear errors naming the file).
     """
-    files = expand_globs(file_patterns)
+    # Leaves out the facts files (`records_info`) that a glob such as `train*` matches beside the records.
+    files = records_info.expand_record_globs(file_patterns)
     if validate:
         check_tfrecord_files(files)
         for f in files:
@@ -122,13 +124,20 @@ class InstanceStream:
     batches (dicts of arrays `[batch_size, ...]` in the record layout): one
     `tf.data` generator call per batch rather than per sequence, and masking
     vectorised over the batch. Deterministic for a given `seed` and `shard`.
+
+    Each input pipeline (`shard`) packs its own share of the documents, but
+    draws the random B from all of them, so the share of random pairs does not
+    depend on the number of workers.
+
+    `source` names the input in errors (e.g. "--eval_text_files=held.txt").
     """
 
     def __init__(self, documents, vocab, batch_size, max_seq_length, max_predictions_per_seq, masked_lm_prob=0.15,
-                 short_seq_prob=0.1, seed=0, shard=(0, 1)):
+                 short_seq_prob=0.1, seed=0, shard=(0, 1), source="the text input"):
         inst.check_lengths(max_seq_length, max_predictions_per_seq, masked_lm_prob)
         if len(documents) < 2:
-            raise ValueError("Dynamic masking needs at least 2 documents (next-sentence pairs).")
+            raise ValueError(f"{source} gives {len(documents)} document(s) with tokens; next-sentence pairs draw "
+                             "B from another document, so give at least 2 (a blank line between documents).")
         if batch_size < 1:
             raise ValueError(f"The batch size must be >= 1. Received: {batch_size}")
         self.documents = documents
@@ -141,8 +150,8 @@ class InstanceStream:
         self.seed = seed
         self.shard = shard
         if len(documents) <= shard[0]:
-            raise ValueError(f"Input pipeline {shard[0]} of {shard[1]} gets none of the {len(documents)} documents: "
-                             "give the text input at least one document per worker.")
+            raise ValueError(f"Input pipeline {shard[0]} of {shard[1]} gets none of the {len(documents)} documents "
+                             f"of {source}: give at least one document per worker.")
 
     def __call__(self):
         rng = random.Random(self.seed * 1_000_003 + self.shard[0])  # packing and pairing
@@ -160,24 +169,64 @@ class InstanceStream:
                     yield inst.mask_batch(batch, self.config, self.max_seq_length, mask_rng)
 
 
+class Documents(list):
+    """A list of documents (lists of sentences) that remembers where it came from, for error messages."""
+
+    source = "the text input"
+
+
+def _describe(flag, files):
+    shown = ",".join(files[:3]) + (f",... ({len(files)} files)" if len(files) > 3 else "")
+    return f"{flag}={shown}"
+
+
 def load_documents(text_files=None, tfds_name=None, tfds_data_dir=None, tfds_split="train", tfds_text_key="text",
-                   max_documents=None):
-    """Documents (lists of sentences) from text files, or from a TFDS text dataset.
+                   max_documents=None, flag_name=None):
+    """Documents (lists of sentences) from text files, or from a TFDS text dataset, for next-sentence pairs.
 
     TFDS examples are documents; their text is split into sentences at '.',
     '!' or '?' followed by whitespace. TFDS is imported only when asked for,
     and `download=False`: prepare the dataset beforehand (`tfds build`).
+
+    Args:
+        text_files: files or globs (a list or comma-separated), one sentence
+            per line, a blank line between documents.
+        tfds_name, tfds_data_dir, tfds_split, tfds_text_key: a prepared TFDS
+            text dataset, used when `text_files` is not given.
+        max_documents: keep only the first N documents (default: all).
+        flag_name: the flag that gave the input, named in errors (default
+            "--text_files" or "--tfds_name"; e.g. "--eval_text_files").
+
+    Returns:
+        A `Documents` list whose `source` names the flag and files (pass it to
+        `text_dataset`, whose errors then name them too).
+
+    Raises:
+        ValueError: no input, a glob that matches nothing, or fewer than 2
+            documents (a random next sentence comes from another document);
+            the message names the flag and the files.
     """
     if text_files:
-        docs = list(inst.read_documents(expand_globs(text_files, "--text_files")))
+        flag = flag_name or "--text_files"
+        files = expand_globs(text_files, flag)
+        source = _describe(flag, files)
+        docs = Documents()
+        for path in files:
+            before = len(docs)
+            docs.extend(inst.read_documents([path]))
+            if len(docs) - before == 1 and len(docs[-1]) == 1 and len(files) == 1:
+                raise ValueError(f"{flag}: {path} has one sentence; next-sentence pairs need at least 2 documents "
+                                 "(one sentence per line, a blank line between documents).")
     elif tfds_name:
         import re
 
+        flag = flag_name or "--tfds_name"
+        source = f"{flag}={tfds_name} (split {tfds_split})"
         ds, info = load_prepared_tfds(tfds_name, tfds_split, tfds_data_dir)
         if tfds_text_key not in info.features:
             raise ValueError(f"{tfds_name} has no feature {tfds_text_key!r} (--tfds_text_key); its features are "
                              f"{sorted(info.features)}.")
-        docs = []
+        docs = Documents()
         for example in ds.as_numpy_iterator():
             text = example[tfds_text_key].decode("utf-8")
             sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
@@ -186,23 +235,30 @@ def load_documents(text_files=None, tfds_name=None, tfds_data_dir=None, tfds_spl
             if max_documents and len(docs) >= max_documents:
                 break
     else:
-        raise ValueError("Give --text_files or --tfds_name for raw-text pretraining.")
+        raise ValueError(f"Give {flag_name or '--text_files or --tfds_name'} for raw-text pretraining.")
     if max_documents:
-        docs = docs[:max_documents]
+        del docs[max_documents:]
+    docs.source = source
     if not docs:
-        raise ValueError("The text input holds no document.")
+        raise ValueError(f"{source} holds no document (one sentence per line, a blank line between documents).")
+    if len(docs) == 1:
+        raise ValueError(f"{source} holds one document ({len(docs[0])} sentences); next-sentence pairs draw B from "
+                         "another document, so give at least 2 (a blank line between documents).")
     return docs
 
 
 def text_dataset(documents, vocab, batch_size, max_seq_length, max_predictions_per_seq, masked_lm_prob=0.15,
                  short_seq_prob=0.1, seed=0, input_context=None):
-    """Pretraining batches from raw text with dynamic masking (see `InstanceStream`)."""
+    """Pretraining batches from raw text with dynamic masking (see `InstanceStream`).
+
+    Errors name `documents.source` when `documents` comes from `load_documents`.
+    """
     tokenized = inst.tokenize_documents(documents, vocab.tokenizer(), len(vocab))
     shard = (0, 1)
     if input_context is not None and input_context.num_input_pipelines > 1:
         shard = (input_context.input_pipeline_id, input_context.num_input_pipelines)
     stream = InstanceStream(tokenized, vocab, batch_size, max_seq_length, max_predictions_per_seq, masked_lm_prob,
-                            short_seq_prob, seed, shard)
+                            short_seq_prob, seed, shard, getattr(documents, "source", "the text input"))
     spec = feature_spec(max_seq_length, max_predictions_per_seq)
     signature = {k: tf.TensorSpec((batch_size,) + tuple(v.shape), v.dtype) for k, v in spec.items()}
     ds = tf.data.Dataset.from_generator(stream, output_signature=signature)
