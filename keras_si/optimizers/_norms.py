@@ -19,7 +19,51 @@ without materialising `x**2`; on GPUs and TPUs XLA's own reductions are
 parallel, so the plain reduction is used there, and so it is on JAX's XLA:CPU,
 whose reductions are fast (see `_use_fold`). `benchmarks/optimizer_step.py`
 measures both.
+
+Units
+-----
+Per-unit statistics (AGC's clipping, the channel view of SGDP/AdamP's
+projection) need to know which axes of a variable index its units: a unit is
+the slice with those axes fixed, and its statistic reduces over the others.
+`unit_axes(variable)` decides, in this order:
+
+1. `variable.unit_axes`, a tuple of axes set on the `keras.Variable` (the way
+   Keras itself attaches `regularizer`, `constraint` and
+   `overwrite_with_gradient` to a variable). A custom layer states its layout
+   in `build`: `self.kernel = self.add_weight(...)` then
+   `self.kernel.unit_axes = (0,)`; it is set again whenever the layer is built,
+   so it survives saving and loading. `annotate_unit_axes(model)` sets it on
+   every built-in Keras layer's kernels by the layer's class (`isinstance`, so
+   renamed layers and subclasses too, and `EinsumDense` from its equation).
+2. Otherwise the variable path (`variable.path` of a `keras.Variable`, the
+   same on every backend, or the scoped name of a raw `tf.Variable`, which is
+   what an `update_step` receives on TensorFlow): the variable's own name
+   and, for the ambiguous name "kernel", Keras's default name of its layer.
+3. Otherwise Keras's Dense/conv layout: the last axis; vectors and scalars
+   are one unit.
+
+The units of the built-in layers (Keras's kernel layouts):
+
+| layer                              | variable (shape)                         | unit axes    |
+|------------------------------------|------------------------------------------|--------------|
+| Dense, Conv1D/2D/3D                | kernel (..., in, out)                    | last         |
+| Conv1D/2D/3DTranspose              | kernel (..., out, in)                    | second-last  |
+| DepthwiseConv1D/2D                 | kernel (..., in, multiplier)             | last two: output channel in*multiplier + m |
+| SeparableConv1D/2D                 | depthwise_kernel (..., in, multiplier)   | last two     |
+|                                    | pointwise_kernel (1.., in*mult, out)     | last         |
+| EinsumDense                        | kernel                                   | the kernel axes named in the output |
+| MultiHeadAttention query/key/value | kernel (dim, heads, head_dim)            | (1, 2): one unit per head and feature |
+| Embedding                          | embeddings (vocab, dim)                  | first: one row per token |
+| anything else                      | rank >= 2 / vector or scalar             | last / whole |
+
+An embedding row is the unit because a row is what a token's lookup outputs
+(the row is the token's "output unit"; the transposed view would make every
+unit span the whole vocabulary, so a frequent token's gradient would set the
+clipping of all the rare ones), and because a row-wise statistic stays local
+to the rows a sparse gradient touches.
 """
+
+import re
 
 import keras
 from keras import ops
@@ -207,48 +251,242 @@ def is_sparse(grad):
     return isinstance(grad, tf.IndexedSlices)
 
 
-def unit_sum(fn, *tensors):
-    """sum(fn(*tensors)) per output unit: over all axes but the last, keepdims, float32.
+def _normalize_axes(axes, rank, what="unit_axes"):
+    """`axes` as a sorted tuple of non-negative ints < rank; a one-line ValueError naming `what` otherwise."""
+    if isinstance(axes, int) and not isinstance(axes, bool):
+        axes = (axes,)
+    try:
+        axes = tuple(axes)
+    except TypeError:
+        raise ValueError(f"`{what}` must be a tuple of ints. Received: {what}={axes!r}") from None
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, int) or not -rank <= a < rank:
+            raise ValueError(
+                f"`{what}` must hold axes in [-{rank}, {rank}) for a rank-{rank} tensor. Received: {what}={axes!r}"
+            )
+        out.append(a % rank)
+    if len(set(out)) != len(out):
+        raise ValueError(f"`{what}` repeats an axis. Received: {what}={axes!r}")
+    return tuple(sorted(out))
 
-    `fn` is elementwise (e.g. `ops.multiply`). Units follow Keras's layout (the
-    output axis of a Dense or conv kernel is the last one). A reduction over
-    the leading axis of a tall matrix (an embedding table of 30522 rows) is a
-    slow serial loop on TensorFlow's XLA:CPU, measured 8x an SGD step on that table; so
-    there the rows are first folded, `_UNIT_FOLD_WAYS` contiguous blocks added
-    elementwise with `fn` applied inside the fold, as in `_folded_sum`. (Computing several
-    statistics in one fold, concatenated on the unit axis, measured 2-5x
-    slower than one fold per statistic.)
+
+def _default_axes(rank):
+    # Keras's layout: the output axis of a Dense or conv kernel is the last one;
+    # a vector or scalar (bias, gain) is one unit as a whole (NFNets' code).
+    return () if rank <= 1 else (rank - 1,)
+
+
+def unit_sum(fn, *tensors, axes=None):
+    """sum(fn(*tensors)) per unit, float32, with the unit axes kept and the others reduced to size 1.
+
+    `fn` is elementwise (e.g. `ops.multiply`). `axes` are the unit axes (see
+    `unit_axes`); the default is the last axis (Keras's Dense and conv
+    kernels), and `()` makes the whole tensor one unit. The tensor is viewed
+    as `(before, units, after)`, the unit axes being made contiguous by a
+    transpose when they are not, and reduced over `before` and `after`.
+
+    A reduction over the leading axis of a tall matrix (an embedding table of
+    30522 rows) is a slow serial loop on TensorFlow's XLA:CPU, measured 8x an
+    SGD step on that table; so there the leading rows are first folded,
+    `_UNIT_FOLD_WAYS` contiguous blocks added elementwise with `fn` applied
+    inside the fold, as in `_folded_sum`. (Computing several statistics in one
+    fold, concatenated on the unit axis, measured 2-5x slower than one fold per
+    statistic.)
     """
     xs = [ops.cast(t, "float32") for t in tensors]
-    shape = xs[0].shape
-    units = shape[-1]
-    rows = 1
-    for d in shape[:-1]:
-        rows *= d
-    flat = [ops.reshape(t, (rows, units)) for t in xs]
-    if not _use_fold() or rows * units < _FOLD_MIN_SIZE or rows < 2 * _UNIT_FOLD_WAYS:
-        total = ops.sum(fn(*flat), axis=0)
+    shape = tuple(xs[0].shape)
+    rank = len(shape)
+    axes = _default_axes(rank) if axes is None else _normalize_axes(axes, rank)
+    out_shape = tuple(d if i in axes else 1 for i, d in enumerate(shape))
+    if axes and axes != tuple(range(axes[0], axes[-1] + 1)):
+        # Non-contiguous unit axes (possible for an EinsumDense kernel): move
+        # them last, in order, so that they flatten into one axis.
+        perm = [i for i in range(rank) if i not in axes] + list(axes)
+        xs = [ops.transpose(t, perm) for t in xs]
+        shape = tuple(shape[i] for i in perm)
+        axes = tuple(range(rank - len(axes), rank))
+    if axes:
+        first, last = axes[0], axes[-1] + 1
+    else:
+        first = last = rank  # one unit: everything is "before"
+    before, units, after = 1, 1, 1
+    for d in shape[:first]:
+        before *= d
+    for d in shape[first:last]:
+        units *= d
+    for d in shape[last:]:
+        after *= d
+    if after == 1:
+        view, reduce_axes = (before, units), 0
+    elif before == 1:
+        view, reduce_axes = (units, after), 1
+    else:
+        view, reduce_axes = (before, units, after), (0, 2)
+    flat = [ops.reshape(t, view) for t in xs]
+    rows = view[0]
+    fold = (reduce_axes != 1 and _use_fold() and before * units * after >= _FOLD_MIN_SIZE
+            and rows >= 2 * _UNIT_FOLD_WAYS)
+    if not fold:
+        total = ops.sum(fn(*flat), axis=reduce_axes)
     else:
         block = rows // _UNIT_FOLD_WAYS
         body = block * _UNIT_FOLD_WAYS
         partial = fn(*[t[:block] for t in flat])
         for i in range(1, _UNIT_FOLD_WAYS):
             partial = partial + fn(*[t[i * block:(i + 1) * block] for t in flat])
-        total = ops.sum(partial, axis=0)
+        total = ops.sum(partial, axis=reduce_axes)
         if body < rows:
-            total = total + ops.sum(fn(*[t[body:] for t in flat]), axis=0)
-    return ops.reshape(total, (1,) * (len(shape) - 1) + (units,))
+            total = total + ops.sum(fn(*[t[body:] for t in flat]), axis=reduce_axes)
+    return ops.reshape(total, out_shape)
 
 
-def unitwise_sum_of_squares(x):
+def unitwise_sum_of_squares(x, axes=None):
     """Per-unit sums of squares for adaptive gradient clipping, float32, broadcastable to `x`.
 
-    Units follow Keras's layout, where the output axis is the last one: for a
-    Dense kernel `(in, out)` or a conv kernel `(h, w, in, out)` each output
-    unit's slice (all axes but the last) is a unit; a vector or scalar (bias,
-    gain) is one unit as a whole (as in the NFNets reference code).
+    `axes` are the unit axes (see `unit_axes`). The default (None) is Keras's
+    Dense/conv layout, where the output axis is the last one: for a kernel
+    `(in, out)` or `(h, w, in, out)` each output unit's slice is a unit; a
+    vector or scalar (bias, gain) is one unit as a whole, as in the NFNets
+    reference code.
     """
     x = ops.cast(x, "float32")
-    if len(x.shape) <= 1:
-        return ops.reshape(sum_of_squares(x), (1,) * len(x.shape))
-    return unit_sum(ops.square, x)
+    rank = len(x.shape)
+    axes = _default_axes(rank) if axes is None else _normalize_axes(axes, rank)
+    if not axes:
+        return ops.reshape(sum_of_squares(x), (1,) * rank)
+    return unit_sum(ops.square, x, axes=axes)
+
+
+# ------------------------------------------------------------------ unit axes
+#
+# Which axes of a variable index its units (the output units of a kernel).
+# See the section "Units" of the module docstring.
+
+UNIT_AXES_ATTRIBUTE = "unit_axes"
+
+# Keras's default layer names ("conv2d_transpose", "conv2d_transpose_3"): the
+# layer name is the part of `variable.path` before the variable's own name.
+_TRANSPOSE_LAYER = re.compile(r"conv[123]d_transpose(_\d+)?")
+_DEPTHWISE_LAYER = re.compile(r"depthwise_conv[12]d(_\d+)?")
+# The EinsumDense sub-layers of keras.layers.MultiHeadAttention, whose names
+# are fixed by that class: kernels (dim, heads, head_dim).
+_ATTENTION_INPUT_LAYER = re.compile(r"query|key|value")
+# TensorFlow's own variable names: "dense/kernel:0", and under a
+# MirroredStrategy "dense/kernel/replica_1:0" for the other replicas' copies.
+_TF_NAME_SUFFIX = re.compile(r"(/replica_\d+)?(:\d+)?$")
+
+
+def _path_of(variable):
+    path = getattr(variable, "path", None)
+    if isinstance(path, str):
+        return path
+    return _TF_NAME_SUFFIX.sub("", str(getattr(variable, "name", "")))
+
+
+def _axes_from_path(path, rank):
+    """The unit axes of a built-in Keras layer's variable, from its path; None if the path does not say."""
+    parts = path.split("/")
+    name = parts[-1]
+    layer = parts[-2] if len(parts) > 1 else ""
+    if name == "embeddings" and rank == 2:
+        return (0,)
+    if name == "depthwise_kernel" and rank >= 3:
+        return (rank - 2, rank - 1)
+    if name == "pointwise_kernel" and rank >= 2:
+        return (rank - 1,)
+    if name == "kernel" and rank >= 3:
+        if _TRANSPOSE_LAYER.fullmatch(layer):
+            return (rank - 2,)
+        if _DEPTHWISE_LAYER.fullmatch(layer):
+            return (rank - 2, rank - 1)
+        if rank == 3 and _ATTENTION_INPUT_LAYER.fullmatch(layer) and len(parts) > 2:
+            return (1, 2)
+    return None
+
+
+def unit_axes(variable):
+    """The axes of `variable` that index its units, as a sorted tuple of non-negative ints.
+
+    Resolution, first match wins:
+    1. the attribute `variable.unit_axes`, if set (by a layer's `build`, by
+       `annotate_unit_axes(model)` or by the user);
+    2. the built-in Keras layer named by `variable.path` (its default name);
+    3. Keras's Dense/conv layout: the last axis, or the whole tensor as one
+       unit for vectors and scalars.
+
+    Raises:
+        ValueError: if `variable.unit_axes` is not a tuple of valid axes.
+    """
+    rank = len(variable.shape)
+    explicit = getattr(variable, UNIT_AXES_ATTRIBUTE, None)
+    if explicit is not None:
+        return _normalize_axes(explicit, rank, what=f"{_path_of(variable)}.unit_axes")
+    from_path = _axes_from_path(_path_of(variable), rank)
+    if from_path is not None:
+        return from_path
+    return _default_axes(rank)
+
+
+def _einsum_kernel_unit_axes(equation, rank):
+    """The kernel axes of an EinsumDense equation ("ab,bcd->acd") that appear in its output."""
+    inputs, output = equation.replace(" ", "").split("->")
+    kernel = inputs.split(",")[1]
+    return tuple(i for i, c in enumerate(kernel) if c in output and i < rank)
+
+
+def _layer_unit_axes(layer, variable):
+    """The unit axes of one of a built-in layer's variables, from the layer's class; None if unknown."""
+    name = variable.path.split("/")[-1]
+    rank = len(variable.shape)
+    layers = keras.layers
+    if isinstance(layer, layers.Embedding) and name == "embeddings" and rank == 2:
+        return (0,)
+    if isinstance(layer, (layers.SeparableConv1D, layers.SeparableConv2D)):
+        if name == "depthwise_kernel":
+            return (rank - 2, rank - 1)
+        if name == "pointwise_kernel":
+            return (rank - 1,)
+        return None
+    if name != "kernel":
+        return None
+    if isinstance(layer, (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)):
+        return (rank - 2,)
+    if isinstance(layer, (layers.DepthwiseConv1D, layers.DepthwiseConv2D)):
+        return (rank - 2, rank - 1)
+    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.Dense)):
+        return (rank - 1,)
+    if isinstance(layer, layers.EinsumDense):
+        return _einsum_kernel_unit_axes(layer.equation, rank)
+    return None
+
+
+def annotate_unit_axes(model):
+    """Sets `variable.unit_axes` on the kernels of every built-in Keras layer in `model`, by layer class.
+
+    Needed where the variable path cannot tell the layout: renamed layers
+    (a `Conv2DTranspose(name="up1")`), subclasses of the built-in layers,
+    and `EinsumDense` (whose units follow its equation). Variables that
+    already have `unit_axes` are left as they are. Call it after the model is
+    built (and again after `keras.models.load_model`: the attribute is not
+    saved).
+
+    Args:
+        model: a built `keras.layers.Layer` or `keras.Model`.
+
+    Returns:
+        A dict `{variable.path: unit axes}` of the variables annotated.
+    """
+    done = {}
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        # The layer's own variables only: `layer.weights` would also list its
+        # sub-layers' variables, whose layout is their own class's.
+        own = list(getattr(layer, "_trainable_variables", [])) + list(getattr(layer, "_non_trainable_variables", []))
+        for variable in own:
+            if getattr(variable, UNIT_AXES_ATTRIBUTE, None) is not None:
+                continue
+            axes = _layer_unit_axes(layer, variable)
+            if axes is not None:
+                setattr(variable, UNIT_AXES_ATTRIBUTE, axes)
+                done[variable.path] = axes
+    return done

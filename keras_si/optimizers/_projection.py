@@ -4,9 +4,12 @@ If a weight looks scale invariant (its gradient is almost orthogonal to it),
 the radial component of the update is removed, so the update stops growing
 the weight norm (which would shrink the effective step size).
 
-Views, in Keras's layout (the output axis is the LAST axis of a Dense or
-conv kernel; the authors' PyTorch code uses the first):
-- channel view: each output unit's slice w[..., j] is one vector of size fan_in;
+Views:
+- channel view: each output unit's slice is one vector of size fan_in. The
+  units follow the variable's layout (`keras_si.optimizers._norms.unit_axes`:
+  the last axis of a Dense or conv kernel, the second-last of a transposed
+  conv, the last two of a depthwise kernel, a row of an embedding table...);
+  the authors' PyTorch code takes the first axis, PyTorch's output axis;
 - layer view: the whole tensor is one vector.
 A view is chosen when max |cos(w_k, g_k)| < delta / sqrt(vector size), the
 channel view first; with neither, no projection. Both views are computed and
@@ -15,22 +18,35 @@ selected with `where`, so the step has no data-dependent Python branch (XLA).
 
 from keras import ops
 
-from keras_si.optimizers._norms import unit_sum
+from keras_si.optimizers._norms import _normalize_axes, unit_axes as _unit_axes_of, unit_sum
 
 
-def project(weight, grad, update, delta, eps=1e-8):
-    """Returns (update with the radial part removed where scale invariant, 1.0 if projected else 0.0)."""
+def project(weight, grad, update, delta, eps=1e-8, unit_axes=None):
+    """Returns (update with the radial part removed where scale invariant, 1.0 if projected else 0.0).
+
+    Args:
+        weight: the variable (its value before the step).
+        grad, update: tensors of its shape.
+        delta: the threshold of the cosine test (> 0).
+        eps: added to the norms.
+        unit_axes: the axes indexing the channel view's units; None reads them
+            from `weight` (`_norms.unit_axes`: its `unit_axes` attribute, else
+            its path, else the last axis).
+    """
+    rank = len(weight.shape)
+    axes = _unit_axes_of(weight) if unit_axes is None else _normalize_axes(unit_axes, rank)
     w = ops.cast(weight, "float32")
     g = ops.cast(grad, "float32")
     u = ops.cast(update, "float32")
-    fan_in = 1
-    for d in w.shape[:-1]:
-        fan_in *= d
-    size = fan_in * w.shape[-1]
+    size, units = 1, 1
+    for i, d in enumerate(w.shape):
+        size *= d
+        units *= d if i in axes else 1
+    fan_in = size // units
 
     # Four per-unit dot products (one pass each); the layer view's are their totals.
     # The cost of these optimizers is memory traffic, not arithmetic.
-    ww, gg, wg, wu = (unit_sum(ops.multiply, a, b) for a, b in ((w, w), (g, g), (w, g), (w, u)))
+    ww, gg, wg, wu = (unit_sum(ops.multiply, a, b, axes=axes) for a, b in ((w, w), (g, g), (w, g), (w, u)))
 
     w_norm_c, g_norm_c = ops.sqrt(ww), ops.sqrt(gg)
     cos_c = ops.abs(wg) / (w_norm_c * g_norm_c + eps)
