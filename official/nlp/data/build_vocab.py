@@ -7,8 +7,6 @@
 The reserved tokens come first: [PAD]=0, [UNK], [CLS], [SEP], [MASK].
 """
 
-import os
-
 from absl import app, flags
 
 from official.nlp.data.files import expand_globs
@@ -22,6 +20,12 @@ def define_flags():
 
 
 FLAGS = flags.FLAGS
+
+# tensorflow-text's learner keeps a word piece only if it occurs at least this many times (its `lower_thresh`
+# default, which we do not change); on a small corpus that, not --vocab_size, bounds the vocabulary.
+MIN_COUNT = 10
+# The learner accepts a vocabulary down to (1 - its slack_ratio) of the size asked for.
+_SLACK = 0.05
 
 
 def learn_vocab(files, vocab_size, max_lines=0):
@@ -40,8 +44,17 @@ def learn_vocab(files, vocab_size, max_lines=0):
         vocab_size=vocab_size,
         reserved_tokens=RESERVED_TOKENS,
         bert_tokenizer_params={"lower_case": True},
-        learn_params={},
+        learn_params={"lower_thresh": MIN_COUNT, "slack_ratio": _SLACK},
     )
+
+
+def size_note(tokens, vocab_size):
+    """A line saying why the vocabulary is smaller than asked for, or None if it is about the size asked for."""
+    if len(tokens) >= vocab_size * (1 - _SLACK):
+        return None
+    return (f"Asked for --vocab_size={vocab_size}, but the corpus supports only {len(tokens)} tokens: a word piece "
+            f"is kept only if it occurs at least {MIN_COUNT} times, and no more do; give more text for a larger "
+            "vocabulary.")
 
 
 def write_vocab(tokens, path):
@@ -53,18 +66,54 @@ def write_vocab(tokens, path):
     tf.io.gfile.rename(tmp, path, overwrite=True)  # write, then switch
 
 
+def build(input_files, vocab_file, vocab_size=8000, max_lines=0):
+    """Learns a vocabulary from `input_files` and writes it to `vocab_file`; returns the tokens.
+
+    Args:
+        input_files: text files or globs (a list or comma-separated; local or gs://).
+        vocab_file: where to write it (local or gs://); its directory is made.
+        vocab_size: the target size, > 5 (default 8000); a small corpus may
+            give fewer (then a line says why).
+        max_lines: use only the first N non-empty lines, >= 0 (0 = all).
+
+    Raises:
+        ValueError: a bad argument, no input file, or no word piece common
+            enough to learn (the message names the flag or files).
+    """
+    import os
+
+    import tensorflow as tf
+
+    from official.nlp.data.vocab import RESERVED_TOKENS
+
+    if not vocab_file:
+        raise ValueError("--vocab_file is empty.")
+    if max_lines < 0:
+        raise ValueError(f"--max_lines must be >= 0. Received: {max_lines}")
+    if vocab_size <= len(RESERVED_TOKENS):
+        raise ValueError(f"--vocab_size must be > {len(RESERVED_TOKENS)}. Received: {vocab_size}")
+    files = expand_globs(input_files)
+    tokens = learn_vocab(files, vocab_size, max_lines)
+    if len(tokens) <= len(RESERVED_TOKENS):
+        raise ValueError(f"--input_files: no word piece occurs {MIN_COUNT} times in {', '.join(files)}: "
+                         "too little text to learn a vocabulary.")
+    tf.io.gfile.makedirs(os.path.dirname(vocab_file) or ".")
+    write_vocab(tokens, vocab_file)
+    note = size_note(tokens, vocab_size)
+    if note:
+        print(note)
+    print(f"Wrote {len(tokens)} tokens to {vocab_file}")
+    return tokens
+
+
 def main(argv):
     del argv
-    if not FLAGS.vocab_file:
-        raise app.UsageError("--vocab_file is required.")
-    files = expand_globs(FLAGS.input_files)
-    tokens = learn_vocab(files, FLAGS.vocab_size, FLAGS.max_lines)
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.vocab_file)), exist_ok=True)
-    write_vocab(tokens, FLAGS.vocab_file)
-    print(f"Wrote {len(tokens)} tokens to {FLAGS.vocab_file}")
+    build(FLAGS.input_files, FLAGS.vocab_file, FLAGS.vocab_size, FLAGS.max_lines)
 
 
 if __name__ == "__main__":
+    from official.common import cli
+
     define_flags()
     flags.mark_flags_as_required(["input_files", "vocab_file"])
-    app.run(main)
+    app.run(lambda argv: cli.run_reporting_input_errors(main, argv))
