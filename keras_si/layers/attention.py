@@ -40,6 +40,14 @@ class SIMultiHeadAttention(keras.layers.Layer):
         key: optional, defaults to `value`;
         attention_mask: optional `[batch, target, source]` or key padding
             mask `[batch, source]`, 1 (or True) where attention is allowed.
+        query_mask, value_mask, key_mask: optional `[batch, target]` /
+            `[batch, source]` padding masks, as for `keras.layers.MultiHeadAttention`.
+            Keras fills them in from the inputs' Keras masks (e.g. an
+            `Embedding(mask_zero=True)` upstream) when `query` and `value` are
+            both passed; they combine with `attention_mask` (all must allow a
+            score). A masked query step gets a zero output.
+
+    The output carries the query's Keras mask (`supports_masking`).
     """
 
     def __init__(self, num_heads, key_dim, value_dim=None, output_dim=None, dropout=0.0,
@@ -56,7 +64,8 @@ class SIMultiHeadAttention(keras.layers.Layer):
         self.dropout = dropout
         self.epsilon = epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self._dropout = Dropout(dropout)
+        self._dropout = Dropout(dropout, dtype=self.dtype_policy)
+        self.supports_masking = True
         mark_scale_invariant(self)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
@@ -73,7 +82,8 @@ class SIMultiHeadAttention(keras.layers.Layer):
         self.output_kernel = kernel("output_kernel", (self.num_heads, self.value_dim, out))
         self.built = True
 
-    def call(self, query, value=None, key=None, attention_mask=None, training=None):
+    def call(self, query, value=None, key=None, attention_mask=None, query_mask=None, value_mask=None,
+             key_mask=None, training=None):
         value = query if value is None else value
         key = value if key is None else key
         q = ops.einsum("btd,dhk->bhtk", query, self.query_kernel)
@@ -82,18 +92,33 @@ class SIMultiHeadAttention(keras.layers.Layer):
         # Scores and their normalisation in float32: the row sum of many
         # float16 products overflows easily.
         scores = ops.relu(ops.einsum("bhtk,bhsk->bhts", ops.cast(q, "float32"), ops.cast(k, "float32")))
-        if attention_mask is not None:
-            mask = ops.cast(attention_mask, "float32")
-            if len(mask.shape) == 2:  # key padding mask [batch, source]
-                mask = mask[:, None, None, :]
-            else:  # [batch, target, source]
-                mask = mask[:, None, :, :]
-            scores = scores * mask
+        mask = self._allowed(attention_mask, query_mask, value_mask, key_mask)
+        if mask is not None:
+            scores = scores * mask[:, None, :, :]  # the same for every head
         row_sum = ops.sum(scores, axis=-1, keepdims=True)
         probs = scores / ops.maximum(row_sum, self.epsilon)
         probs = self._dropout(ops.cast(probs, self.compute_dtype), training=training)
         context = ops.einsum("bhts,bhsk->bhtk", probs, v)
         return ops.einsum("bhtk,hko->bto", context, self.output_kernel)
+
+    @staticmethod
+    def _allowed(attention_mask, query_mask, value_mask, key_mask):
+        """1.0 where a score is allowed, `[batch, target or 1, source or 1]` float32, or None."""
+        factors = []
+        if attention_mask is not None:
+            m = ops.cast(attention_mask, "float32")
+            factors.append(m[:, None, :] if len(m.shape) == 2 else m)  # key padding or [b, t, s]
+        if query_mask is not None:
+            factors.append(ops.cast(query_mask, "float32")[:, :, None])
+        for m in (value_mask, key_mask):
+            if m is not None:
+                factors.append(ops.cast(m, "float32")[:, None, :])
+        if not factors:
+            return None
+        allowed = factors[0]
+        for f in factors[1:]:
+            allowed = allowed * f
+        return allowed
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
         return tuple(query_shape[:-1]) + (self.output_dim or query_shape[-1],)

@@ -47,13 +47,14 @@ class SIEmbeddings(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.epsilon = epsilon
         self._token = keras.layers.Embedding(vocab_size, hidden_dim, embeddings_initializer=self.embedding_initializer,
-                                             name="token_embedding")
+                                             name="token_embedding", dtype=self.dtype_policy)
         self._type = keras.layers.Embedding(type_vocab_size, hidden_dim,
-                                            embeddings_initializer=self.embedding_initializer, name="type_embedding")
+                                            embeddings_initializer=self.embedding_initializer, name="type_embedding",
+                                            dtype=self.dtype_policy)
         self._norm = affine_norm("embedding_norm", epsilon)
-        self._dropout = Dropout(dropout)
+        self._dropout = Dropout(dropout, dtype=self.dtype_policy)
         self._projection = keras.layers.Dense(hidden_dim, use_bias=False, kernel_initializer=self.kernel_initializer,
-                                              name="projection")
+                                              name="projection", dtype=self.dtype_policy)
         mark_scale_invariant(self)
 
     def build(self, token_ids_shape, type_ids_shape=None):

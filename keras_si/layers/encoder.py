@@ -28,7 +28,12 @@ class SIEncoderBlock(keras.layers.Layer):
 
     Call args:
         inputs: `[batch, seq, hidden]`; attention_mask: `[batch, seq]` padding
-        mask or `[batch, seq, seq]`, 1 where attention is allowed.
+        mask or `[batch, seq, seq]`, 1 where attention is allowed;
+        mask: the Keras mask of `inputs` (`[batch, seq]`), filled in by Keras
+        when `inputs` is the only tensor passed: masked steps are not
+        attended to (combined with `attention_mask`), and the output carries
+        the same mask. Keras does not fill it in when an `attention_mask`
+        tensor is passed too: put the padding in `attention_mask` then.
     """
 
     def __init__(self, num_heads, intermediate_dim, dropout=0.0, attention_dropout=0.0,
@@ -44,8 +49,10 @@ class SIEncoderBlock(keras.layers.Layer):
         self._ffn_norm = scale_free_norm("ffn_norm", epsilon)
         self._attention = None
         self._ffn = SIFeedForward(intermediate_dim, dropout=dropout,
-                                  kernel_initializer=self.kernel_initializer, name="ffn")
-        self._dropout = Dropout(dropout)
+                                  kernel_initializer=self.kernel_initializer, name="ffn",
+                                  dtype=self.dtype_policy)
+        self._dropout = Dropout(dropout, dtype=self.dtype_policy)
+        self.supports_masking = True
         mark_scale_invariant(self)
 
     def build(self, input_shape):
@@ -54,7 +61,7 @@ class SIEncoderBlock(keras.layers.Layer):
             raise ValueError(f"hidden size {hidden} is not divisible by num_heads={self.num_heads}")
         self._attention = SIMultiHeadAttention(
             self.num_heads, hidden // self.num_heads, dropout=self.attention_dropout,
-            kernel_initializer=self.kernel_initializer, name="attention",
+            kernel_initializer=self.kernel_initializer, name="attention", dtype=self.dtype_policy,
         )
         self._attention_norm.build(input_shape)
         self._ffn_norm.build(input_shape)
@@ -62,7 +69,14 @@ class SIEncoderBlock(keras.layers.Layer):
         self._ffn.build(input_shape)
         self.built = True
 
-    def call(self, inputs, attention_mask=None, training=None):
+    def call(self, inputs, attention_mask=None, mask=None, training=None):
+        if mask is not None:  # padded keys are never attended to
+            padding = keras.ops.cast(mask, "float32")
+            if attention_mask is None:
+                attention_mask = padding
+            else:
+                attention_mask = keras.ops.cast(attention_mask, "float32")
+                attention_mask = attention_mask * (padding if len(attention_mask.shape) == 2 else padding[:, None, :])
         dtype = inputs.dtype
         u = keras.ops.cast(self._attention_norm(inputs), dtype)
         h = inputs + self._dropout(self._attention(u, attention_mask=attention_mask, training=training),

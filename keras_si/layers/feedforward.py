@@ -21,6 +21,9 @@ class SIFeedForward(keras.layers.Layer):
         output_dim: output width (default: the input's last dimension).
         dropout: dropout on the hidden activations.
         kernel_initializer: for both kernels.
+
+    Each position is transformed on its own, so a Keras mask on the input
+    passes through unchanged (`supports_masking`).
     """
 
     def __init__(self, intermediate_dim, output_dim=None, dropout=0.0,
@@ -31,10 +34,12 @@ class SIFeedForward(keras.layers.Layer):
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self._inner = keras.layers.Dense(
-            intermediate_dim, activation="relu", kernel_initializer=self.kernel_initializer, name="inner"
+            intermediate_dim, activation="relu", kernel_initializer=self.kernel_initializer, name="inner",
+            dtype=self.dtype_policy,
         )
-        self._dropout = Dropout(dropout)
+        self._dropout = Dropout(dropout, dtype=self.dtype_policy)
         self._outer = None
+        self.supports_masking = True
         mark_scale_invariant(self)
 
     def build(self, input_shape):
@@ -42,6 +47,7 @@ class SIFeedForward(keras.layers.Layer):
         self._outer = keras.layers.Dense(
             self.output_dim or input_shape[-1], use_bias=False,
             kernel_initializer=self.kernel_initializer, name="outer",
+            dtype=self.dtype_policy,
         )
         self._outer.build(tuple(input_shape[:-1]) + (self.intermediate_dim,))
         self.built = True
