@@ -91,7 +91,7 @@ def methods(steps, warmup_steps):
                                        exclude_from_weight_decay=NOT_ADAPTED,
                                        exclude_from_layer_adaptation=NOT_ADAPTED), False),
         "SAM (SGD)": (sgd, True),
-        "AGC (SGD)": (lambda: keras_si.AGC(sgd(), clipping=0.1, exclude=["classifier"]), False),
+        "AGC (SGD)": (lambda: keras_si.AGC(sgd(), clipping=0.1, exclude_from_clipping=["classifier"]), False),
     }
 
 

@@ -1,4 +1,26 @@
-"""Adaptive gradient clipping (Brock, De, Smith and Simonyan, 2021, NFNets), around any Keras optimizer."""
+"""Adaptive gradient clipping (Brock, De, Smith and Simonyan, 2021, NFNets), around any Keras optimizer.
+
+How the wrapper works. Like `keras.optimizers.LossScaleOptimizer`, `AGC`
+owns an inner optimizer, delegates its state to it (`variables`,
+`iterations`, `learning_rate`, `set_weights`, saving, checkpoints) and takes
+none of Keras's base-optimizer arguments itself. Unlike a loss-scale, the
+clip must see the gradient the inner optimizer actually steps with: after
+Keras has left out the variables it overwrites with their "gradient" (float8
+scales, `overwrite_with_gradient=True`), unscaled the gradients by the inner
+`loss_scale_factor` and summed the micro-batches of
+`gradient_accumulation_steps`. Keras does all of that inside
+`inner.apply`, and calls `inner._clip_gradients(grads)` exactly there (before
+weight decay and the update, in the accumulation branch as well, on every
+backend). So `AGC` installs its clip as that hook of the inner optimizer
+instance, followed by the inner optimizer's own clipping (`clipnorm` and
+friends); the variables of the gradients are recorded by a second hook on
+`inner._backend_apply_gradients`, the method that receives both.
+
+Units are per variable (`keras_si.optimizers._norms.unit_axes`: the output
+channels of each Keras kernel layout, an embedding row per token, a whole
+vector for biases and gains); `annotate_unit_axes(model)` and the
+`variable.unit_axes` attribute state them where the path cannot.
+"""
 
 import re
 
@@ -6,7 +28,32 @@ import keras
 from keras import ops
 
 from keras_si.optimizers import _norms
+from keras_si.optimizers._norms import annotate_unit_axes  # noqa: F401  (public with AGC)
 from keras_si.optimizers.base import check_positive_number
+
+# Keras's base-optimizer arguments and their defaults. AGC has no step of its
+# own, so each belongs to the inner optimizer; the defaults are accepted so
+# that code passing them explicitly keeps working.
+_INNER_ARGUMENTS = {
+    "learning_rate": None,
+    "weight_decay": None,
+    "clipnorm": None,
+    "clipvalue": None,
+    "global_clipnorm": None,
+    "use_ema": False,
+    "ema_momentum": 0.99,
+    "ema_overwrite_frequency": None,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
+
+
+class _HookState:
+    """Plain holder (not tracked by Keras or TF) of what the inner optimizer's hooks share within one apply."""
+
+    def __init__(self):
+        self.variables = None
+        self.reached = False
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
@@ -15,14 +62,18 @@ class AGC(keras.optimizers.Optimizer):
 
     "High-Performance Large-Scale Image Recognition Without Normalization",
     Brock et al., ICML 2021, Section 4.1. For each unit i of each variable
-    (`keras_si.optimizers._norms.unitwise_sum_of_squares`: output units of
-    kernels, whole vectors otherwise):
+    (see `keras_si.optimizers._norms.unit_axes`):
 
-        max_i = clipping * max(||W_i||, eps)
+        max_i = clipping * max(||W_i||, epsilon)
         G_i  <- G_i * max_i / ||G_i||      if ||G_i|| > max_i
 
-    Variables whose `variable.path` matches a regex in `exclude` (e.g. the
-    final classifier, which the paper leaves unclipped) pass unchanged.
+    `G` is the gradient the inner optimizer steps with: summed over
+    replicas, over the micro-batches of its `gradient_accumulation_steps`,
+    and divided by its `loss_scale_factor`. Variables with
+    `overwrite_with_gradient=True` pass untouched, and so do variables whose
+    `variable.path` matches a regex in `exclude_from_clipping` (e.g. the final
+    classifier, which the paper leaves unclipped). A `tf.IndexedSlices`
+    gradient gets the step of its dense equivalent (duplicate indices summed).
 
     Under `tf.distribute` the clip must see the global-batch gradient: the
     wrapper sums the gradients across replicas itself, clips, and hands each
@@ -32,32 +83,72 @@ class AGC(keras.optimizers.Optimizer):
     this optimizer in a `LossScaleOptimizer`, so the clip sees unscaled gradients.
 
     Args:
-        inner_optimizer: any Keras optimizer.
-        clipping: lambda > 0 (NFNets: 0.01 to 0.16 depending on the batch size).
-        eps: the floor of the weight norm (1e-3), so that zero-initialised units can move.
-        exclude: regexes on `variable.path` of variables not to clip.
+        inner_optimizer: a Keras optimizer (not yet wrapped by another `AGC`,
+            and not a `LossScaleOptimizer`: wrap AGC in it instead). Its
+            methods `_clip_gradients` and `_backend_apply_gradients` are
+            hooked on that instance.
+        clipping: lambda > 0, default 0.01 (NFNets: 0.01 to 0.16 depending on
+            the batch size).
+        epsilon: the floor of the weight norm, > 0, default 1e-3, so that
+            zero-initialised units can move.
+        exclude_from_clipping: a regex or list of regexes searched in
+            `variable.path`; matching variables are not clipped. Default None.
+        name: the optimizer's name, default "agc".
+        **kwargs: Keras's base-optimizer arguments (`learning_rate`,
+            `weight_decay`, `use_ema`, `gradient_accumulation_steps`, ...)
+            belong to `inner_optimizer`; only their default values are accepted.
+
+    Raises:
+        ValueError: for an argument out of range, an invalid regex, a
+            non-default base-optimizer argument, or an unknown argument.
     """
 
-    def __init__(self, inner_optimizer, clipping=0.01, eps=1e-3, exclude=None, name="agc"):
+    def __init__(self, inner_optimizer, clipping=0.01, epsilon=1e-3, exclude_from_clipping=None, name=None,
+                 **kwargs):
+        for arg, default in _INNER_ARGUMENTS.items():
+            if arg in kwargs:
+                value = kwargs.pop(arg)
+                if not (value is default or (default is not None and value == default)):
+                    raise ValueError(
+                        f"AGC does not take `{arg}`: pass it to the inner optimizer, "
+                        f"e.g. AGC(keras.optimizers.SGD(..., {arg}={value!r})). Received: {arg}={value!r}"
+                    )
+        if kwargs:
+            raise ValueError(f"AGC got unknown arguments: {', '.join(sorted(kwargs))}.")
         if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
-            raise ValueError(f"`inner_optimizer` must be a Keras optimizer. Received: {inner_optimizer!r}")
+            raise ValueError(f"`inner_optimizer` must be a Keras optimizer. Received: inner_optimizer={inner_optimizer!r}")
+        if isinstance(inner_optimizer, keras.optimizers.LossScaleOptimizer):
+            raise ValueError(
+                "`inner_optimizer` must not be a LossScaleOptimizer: wrap the AGC in it instead "
+                "(LossScaleOptimizer(AGC(...)), which is what Keras does under mixed_float16)."
+            )
+        if "_clip_gradients" in vars(inner_optimizer):
+            raise ValueError("`inner_optimizer` is already wrapped by an AGC: give each AGC its own optimizer.")
         check_positive_number("clipping", clipping)
-        check_positive_number("eps", eps)
-        super().__init__(learning_rate=0.0, name=name)
+        check_positive_number("epsilon", epsilon)
+        if isinstance(exclude_from_clipping, str):
+            exclude_from_clipping = [exclude_from_clipping]
+        patterns = list(exclude_from_clipping or [])
+        for p in patterns:
+            try:
+                re.compile(p)
+            except (re.error, TypeError) as e:
+                raise ValueError(f"`exclude_from_clipping` holds an invalid regular expression {p!r}: {e}") from None
+        super().__init__(learning_rate=0.0, name=name or "agc")
         self.inner_optimizer = inner_optimizer
         self.clipping = float(clipping)
-        self.eps = float(eps)
-        if isinstance(exclude, str):
-            exclude = [exclude]
-        for p in exclude or []:
-            re.compile(p)
-        self.exclude = list(exclude) if exclude else None
+        self.epsilon = float(epsilon)
+        self.exclude_from_clipping = patterns or None
+        self._hook = _HookState()
+        # Bound methods (not closures), so that a deep copy of the AGC
+        # hooks the copied inner optimizer to the copied AGC.
+        inner_optimizer._backend_apply_gradients = self._inner_backend_apply_gradients
+        inner_optimizer._clip_gradients = self._inner_clip_gradients
 
+    # ------------------------------------------------------------ delegation
     def build(self, var_list):
-        self.inner_optimizer.build(var_list)
-        self._clip = {self._var_key(v): not any(re.search(p, v.path) for p in (self.exclude or []))
-                      for v in var_list}
         super().build(var_list)
+        self.inner_optimizer.build(var_list)
 
     @property
     def variables(self):
@@ -75,44 +166,143 @@ class AGC(keras.optimizers.Optimizer):
     def iterations(self):
         return self.inner_optimizer.iterations
 
-    def clip(self, grad, variable):
-        """The clipped gradient of one variable."""
-        w_norm = ops.sqrt(_norms.unitwise_sum_of_squares(variable))
-        g_norm = ops.sqrt(_norms.unitwise_sum_of_squares(grad))
-        max_norm = self.clipping * ops.maximum(w_norm, self.eps)
-        scale = ops.where(g_norm > max_norm, max_norm / ops.maximum(g_norm, 1e-30), 1.0)
-        return grad * ops.cast(scale, grad.dtype)
+    @property
+    def loss_scale_factor(self):
+        inner = self.__dict__.get("inner_optimizer")
+        return None if inner is None else inner.loss_scale_factor
 
-    def apply(self, grads, trainable_variables=None):
-        if trainable_variables is None:
-            trainable_variables = self._trainable_variables
-        trainable_variables = list(trainable_variables)
+    @loss_scale_factor.setter
+    def loss_scale_factor(self, value):
+        # Keras's base __init__ sets None before the inner optimizer exists; a
+        # LossScaleOptimizer around this AGC sets None to switch the inner
+        # optimizer's own scaling off, as it does for a plain optimizer.
+        inner = self.__dict__.get("inner_optimizer")
+        if inner is not None:
+            inner.loss_scale_factor = value
+
+    def scale_loss(self, loss):
+        return self.inner_optimizer.scale_loss(loss)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Excludes variables from the inner optimizer's weight decay (see its own method)."""
+        self.inner_optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
+
+    def set_weights(self, weights):
+        """Sets the wrapper's and the inner optimizer's variables (`weights` in the order of `variables`)."""
         if not self.built:
-            self.build(trainable_variables)
-        replicas = 1
-        ctx = _norms._replica_context_to_reduce()
-        if ctx is not None:
-            replicas = ctx.num_replicas_in_sync
-        grads = [None if g is None else ops.convert_to_tensor(g) for g in _norms.all_reduce_sum(list(grads))]
-        clipped = []
-        for g, v in zip(grads, trainable_variables):
-            if g is not None and self._clip.get(self._var_key(v), True):
-                g = self.clip(g, v)
-            if g is not None and replicas > 1:
-                g = g / replicas  # the inner optimizer's all-reduce sums the replicas back
-            clipped.append(g)
-        self.inner_optimizer.apply(clipped, trainable_variables)
+            raise ValueError(
+                "You are calling `set_weights()` on an optimizer that has not yet been built. "
+                "Call `optimizer.build(trainable_variables)` first."
+            )
+        variables = self.variables
+        weights = list(weights)
+        if len(weights) != len(variables):
+            raise ValueError(f"`weights` must hold {len(variables)} arrays (one per variable). Received {len(weights)}.")
+        for variable, weight in zip(variables, weights):
+            if tuple(variable.shape) != tuple(weight.shape):
+                raise ValueError(
+                    f"`weights`: optimizer variable {variable.path} has shape {tuple(variable.shape)}, "
+                    f"not {tuple(weight.shape)}."
+                )
+            variable.assign(weight)
 
     def finalize_variable_values(self, var_list):
         self.inner_optimizer.finalize_variable_values(var_list)
 
+    # ----------------------------------------------------------------- apply
+    def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "When passing `grads` without `variables`, the optimizer must already be built. "
+                    "Call `optimizer.build(trainable_variables)` first."
+                )
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            with keras.name_scope(self.name, caller=self):
+                self.build(trainable_variables)
+        self._hook.reached = False
+        self.inner_optimizer.apply(grads, trainable_variables)
+        steps = [g is not None and not self._overwrite_variable_with_gradient(v)
+                 for g, v in zip(grads, trainable_variables)]
+        if any(steps) and not self._hook.reached:
+            raise ValueError(
+                f"AGC: the inner optimizer {type(self.inner_optimizer).__name__} does not apply its gradients "
+                "through Keras's `_backend_apply_gradients`, so nothing could be clipped; wrap a plain Keras optimizer."
+            )
+
+    def _inner_backend_apply_gradients(self, grads, trainable_variables):
+        # The variables of the gradients the inner `_clip_gradients` will get
+        # (Keras has filtered both lists the same way before this call).
+        inner = self.inner_optimizer
+        self._hook.reached = True
+        self._hook.variables = list(trainable_variables)
+        try:
+            return type(inner)._backend_apply_gradients(inner, grads, trainable_variables)
+        finally:
+            self._hook.variables = None
+
+    def _inner_clip_gradients(self, grads):
+        inner = self.inner_optimizer
+        if self._hook.variables is not None:
+            grads = self._clip_all(list(grads), self._hook.variables)
+        return type(inner)._clip_gradients(inner, grads)
+
+    def _clip_all(self, grads, variables):
+        replicas = 1
+        ctx = _norms._replica_context_to_reduce()
+        if ctx is not None:
+            replicas = ctx.num_replicas_in_sync
+        grads = _norms.all_reduce_sum(grads)
+        out = []
+        for g, v in zip(grads, variables):
+            if g is not None and self._clips(v):
+                g = self.clip(g, v)
+            if g is not None and replicas > 1:
+                # The inner optimizer's all-reduce sums the replicas back.
+                g = _norms.map_values(lambda t: t / replicas, g)
+            out.append(g)
+        return out
+
+    def _clips(self, variable):
+        return not any(re.search(p, variable.path) for p in self.exclude_from_clipping or [])
+
+    def _scale(self, grad, weight, axes):
+        w_norm = ops.sqrt(_norms.unitwise_sum_of_squares(weight, axes))
+        g_norm = ops.sqrt(_norms.unitwise_sum_of_squares(grad, axes))
+        max_norm = self.clipping * ops.maximum(w_norm, self.epsilon)
+        return ops.where(g_norm > max_norm, max_norm / ops.maximum(g_norm, 1e-30), 1.0)
+
+    def clip(self, grad, variable):
+        """The clipped gradient of one variable (dense, or `tf.IndexedSlices` whose units are rows)."""
+        axes = _norms.unit_axes(variable)
+        if _norms.is_sparse(grad):
+            import tensorflow as tf
+
+            if 0 not in axes:
+                # Each unit spans rows: its norm needs the whole gradient.
+                grad = tf.convert_to_tensor(grad)
+            else:
+                # Each row holds whole units (an embedding row): clip the
+                # touched rows, once each, against the same rows of the weight.
+                grad = _norms.combine_duplicate_rows(grad)
+                rows = tf.gather(ops.convert_to_tensor(variable), grad.indices)
+                scale = self._scale(grad.values, rows, axes)
+                return tf.IndexedSlices(grad.values * ops.cast(scale, grad.values.dtype), grad.indices,
+                                        grad.dense_shape)
+        grad = ops.convert_to_tensor(grad)
+        return grad * ops.cast(self._scale(grad, variable, axes), grad.dtype)
+
+    # ---------------------------------------------------------------- config
     def get_config(self):
         return {
             "name": self.name,
             "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
             "clipping": self.clipping,
-            "eps": self.eps,
-            "exclude": self.exclude,
+            "epsilon": self.epsilon,
+            "exclude_from_clipping": self.exclude_from_clipping,
         }
 
     @classmethod

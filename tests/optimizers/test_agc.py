@@ -32,14 +32,14 @@ def test_exclude_by_path():
     rng = np.random.RandomState(1)
     xs = [rng.randn(*s) for s in SHAPES]
     grads = [[5.0 * rng.randn(*s) for s in SHAPES] for _ in range(5)]
-    got = run(keras_si.AGC(keras.optimizers.SGD(0.1), clipping=0.05, exclude=["classifier"]), xs, grads,
+    got = run(keras_si.AGC(keras.optimizers.SGD(0.1), clipping=0.05, exclude_from_clipping=["classifier"]), xs, grads,
               names=["bias", "kernel", "classifier_kernel"])
     want, _ = agc_sgd_reference(xs, grads, 0.1, 0.05, 1e-3, clip_mask=[True, True, False])
     assert_close_to_reference(got, want)
 
 
 def test_config_and_keras_round_trip(tmp_path):
-    opt = keras_si.AGC(keras.optimizers.Adam(1e-3), clipping=0.02, eps=1e-4, exclude=["out"])
+    opt = keras_si.AGC(keras.optimizers.Adam(1e-3), clipping=0.02, epsilon=1e-4, exclude_from_clipping=["out"])
     clone = keras_si.AGC.from_config(copy.deepcopy(opt.get_config()))
     assert clone.get_config() == opt.get_config()
     x, y = tu.regression_data(n=64)
@@ -56,7 +56,7 @@ def test_config_and_keras_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(clipping=-0.1), "clipping"), (dict(clipping=0.0), "clipping"), (dict(eps=-1.0), "eps"),
+    (dict(clipping=-0.1), "clipping"), (dict(clipping=0.0), "clipping"), (dict(epsilon=-1.0), "epsilon"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
