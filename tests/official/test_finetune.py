@@ -17,7 +17,8 @@ def args(**overrides):
     values = dict(model="sibert", config="tiny", vocab_file=VOCAB, init_model_dir=None, tfds_name="glue/mnli",
                   tfds_data_dir=None, train_split="train", eval_split="validation_matched", max_seq_length=32,
                   batch_size=8, epochs=1, max_train_examples=0, learning_rate=1e-3, warmup_fraction=0.1,
-                  model_dir=None)
+                  model_dir=None, train_file=None, eval_file=None, file_format=None, text_fields=["sentence"],
+                  label_field="label", labels=None, regression=False, seed=0, verbose=0)
     values.update(overrides)
     return types.SimpleNamespace(**values)
 
@@ -43,7 +44,8 @@ def test_finetune_mnli_from_a_pretraining_checkpoint(tmp_path):
                   learning_rate=0.5, verbose=0, export=False, model_dir=init)
     pretrained, _ = pretrain.run(types.SimpleNamespace(**values))
     with tfds.testing.mock_data(num_examples=16):
-        results = finetune.run(args(init_model_dir=init, model_dir=str(tmp_path / "mnli")))
+        results = finetune.run(args(init_model_dir=init, model=None, config=None, vocab_file=None,
+                                    model_dir=str(tmp_path / "mnli")))
     assert set(results) >= {"accuracy", "task", "text_features"} and 0.0 <= results["accuracy"] <= 1.0
     assert results["text_features"] == ["hypothesis", "premise"] or results["text_features"] == ["premise", "hypothesis"]
     assert os.path.exists(tmp_path / "mnli" / "eval_results.json")
@@ -59,3 +61,66 @@ def test_regression_task(tmp_path):
 def test_unprepared_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not prepared"):
         finetune.run(args(tfds_data_dir=str(tmp_path / "empty"), model_dir=str(tmp_path / "x")))
+
+
+GLUE_MNLI = (  # GLUE's MNLI layout: 12 columns, an unbalanced quotation mark that a CSV reader would run on with
+    "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
+    "sentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n"
+    '0\t1\t1e\tgov\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tThe "module is imported once.\tIt is imported.\t'
+    "entailment\tentailment\n"
+    "1\t2\t2n\tgov\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tA list is mutable.\tLists are fast.\tneutral\tneutral\n"
+    "2\t3\t3c\tgov\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tA tuple is immutable.\tTuples change.\t"
+    "contradiction\tcontradiction\n"
+)
+
+
+def test_glue_tsv_csv_and_jsonl_read_the_same_examples(tmp_path):
+    from official.nlp.data import labelled_text
+
+    (tmp_path / "train.tsv").write_text(GLUE_MNLI * 1, encoding="utf-8")
+    texts, y, labels = labelled_text.load_examples(str(tmp_path / "train.tsv"), ["sentence1", "sentence2"],
+                                                   "gold_label")
+    assert labels == ["contradiction", "entailment", "neutral"] and y == [1, 2, 0]
+    assert texts[0][0] == 'The "module is imported once.' and texts[1][2] == "Tuples change."
+    import csv
+    import json
+
+    with open(tmp_path / "train.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sentence1", "sentence2", "gold_label"])
+        w.writerows(zip(texts[0], texts[1], ["entailment", "neutral", "contradiction"]))
+    with open(tmp_path / "train.jsonl", "w", encoding="utf-8") as fh:
+        for a, b, label in zip(texts[0], texts[1], ["entailment", "neutral", "contradiction"]):
+            fh.write(json.dumps({"sentence1": a, "sentence2": b, "gold_label": label}) + "\n")
+    for name in ("train.csv", "train.jsonl"):
+        assert labelled_text.load_examples(str(tmp_path / name), ["sentence1", "sentence2"], "gold_label") == \
+            (texts, y, labels)
+    # CoLA's files have no header: columns by number.
+    (tmp_path / "cola.tsv").write_text("gj04\t1\t\tThe book was read.\ngj04\t0\t*\tRead book the was.\n")
+    texts, y, labels = labelled_text.load_examples(str(tmp_path / "cola.tsv"), ["3"], "1")
+    assert texts == [["The book was read.", "Read book the was."]] and y == [1, 0] and labels == ["0", "1"]
+    # Regression (STS-B's score).
+    (tmp_path / "stsb.jsonl").write_text('{"s": "a b", "score": 4.5}\n{"s": "c", "score": "0.25"}\n')
+    assert labelled_text.load_examples(str(tmp_path / "stsb.jsonl"), ["s"], "score", regression=True)[1] == [4.5, 0.25]
+
+
+@pytest.mark.parametrize("content,fields,label,match", [
+    ("sentence\tlabel\na\tx\nb\ty\n", ["text"], "label", r"no column 'text'; the header has \['sentence', 'label'\]"),
+    ("sentence\tlabel\na\tx\n", ["sentence"], "label", "every row has the label 'x'"),
+    ("sentence\tlabel\na\tx\nb\n", ["sentence"], "label", r"line 3: 1 fields, but column 1"),
+    ("sentence\tlabel\n", ["sentence"], "label", "has no data rows"),
+])
+def test_table_mistakes_name_the_file_and_what_is_wrong(tmp_path, content, fields, label, match):
+    from official.nlp.data import labelled_text
+
+    (tmp_path / "t.tsv").write_text(content)
+    with pytest.raises(ValueError, match=match):
+        labelled_text.load_examples(str(tmp_path / "t.tsv"), fields, label)
+
+
+def test_an_evaluation_label_unseen_in_training_is_named(tmp_path):
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\na b\tyes\nc d\tno\n")
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\ne f\tmaybe\n")
+    with pytest.raises(ValueError, match=r"dev.tsv: row 1 has the label 'maybe', which is not one of the classes"):
+        finetune.run(args(tfds_name=None, train_file=str(tmp_path / "train.tsv"), eval_file=str(tmp_path / "dev.tsv"),
+                          model_dir=str(tmp_path / "out")))
