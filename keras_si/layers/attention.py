@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_si.layers.base import mark_scale_invariant
+from keras_si.layers.base import check_non_negative, check_positive_int, check_rate, mark_scale_invariant
 from keras_si.layers.dropout import Dropout
 
 
@@ -26,14 +26,21 @@ class SIMultiHeadAttention(keras.layers.Layer):
     so that it does not break invariance for rows with small scores.
 
     Args:
-        num_heads: number of heads.
-        key_dim: size of each head's query/key projection.
-        value_dim: size of each head's value projection (default `key_dim`).
-        output_dim: size of the output (default: the query's last dimension).
-        dropout: dropout rate on the normalised scores P (allowed: dropout
-            multiplies by a constant, so it keeps the degree).
-        epsilon: the floor of the row sums.
-        kernel_initializer: for all four projections.
+        num_heads: number of heads, >= 1.
+        key_dim: size of each head's query/key projection, >= 1.
+        value_dim: size of each head's value projection (default None:
+            `key_dim`).
+        output_dim: size of the output (default None: the query's last
+            dimension).
+        dropout: dropout rate on the normalised scores P, in [0, 1) (default
+            0; allowed: dropout multiplies by a constant, so it keeps the
+            degree).
+        epsilon: the floor of the row sums, >= 0 (default 1e-30).
+        kernel_initializer: for all four projections (default
+            "glorot_uniform").
+
+    Raises:
+        ValueError: for an argument out of the ranges above.
 
     Call args:
         query: `[batch, target, dim]`; value: `[batch, source, dim]`;
@@ -53,10 +60,12 @@ class SIMultiHeadAttention(keras.layers.Layer):
     def __init__(self, num_heads, key_dim, value_dim=None, output_dim=None, dropout=0.0,
                  epsilon=1e-30, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if num_heads < 1 or key_dim < 1:
-            raise ValueError(f"num_heads and key_dim must be >= 1. Received: {num_heads}, {key_dim}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: {dropout}")
+        num_heads = check_positive_int("num_heads", num_heads)
+        key_dim = check_positive_int("key_dim", key_dim)
+        value_dim = check_positive_int("value_dim", value_dim, allow_none=True)
+        output_dim = check_positive_int("output_dim", output_dim, allow_none=True)
+        dropout = check_rate("dropout", dropout)
+        epsilon = check_non_negative("epsilon", epsilon)
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.value_dim = value_dim or key_dim

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_si.layers.base import mark_scale_invariant
+from keras_si.layers.base import check_non_negative, check_positive_int, check_rate, mark_scale_invariant
 from keras_si.layers.dropout import Dropout
 from keras_si.layers.normalization import SI_EPSILON, affine_norm
 
@@ -26,10 +26,16 @@ class SIEmbeddings(keras.layers.Layer):
     degree 1 to degree 2.
 
     Args:
-        vocab_size, hidden_dim, max_positions, type_vocab_size: sizes.
-        embedding_initializer, kernel_initializer: initialisers.
-        dropout: dropout after the LayerNorm.
-        epsilon: the LayerNorm's epsilon.
+        vocab_size, hidden_dim: sizes, >= 1.
+        max_positions: the longest sequence, >= 1 (default 512).
+        type_vocab_size: number of segment types, >= 1 (default 2).
+        dropout: dropout after the LayerNorm, in [0, 1) (default 0).
+        embedding_initializer, kernel_initializer: initialisers (default
+            "glorot_uniform").
+        epsilon: the LayerNorm's epsilon, >= 0 (default `SI_EPSILON`).
+
+    Raises:
+        ValueError: for an argument out of the ranges above.
 
     Call args: `token_ids` and optional `type_ids`, int `[batch, seq]`.
     """
@@ -38,6 +44,12 @@ class SIEmbeddings(keras.layers.Layer):
                  embedding_initializer="glorot_uniform", kernel_initializer="glorot_uniform",
                  epsilon=SI_EPSILON, **kwargs):
         super().__init__(**kwargs)
+        vocab_size = check_positive_int("vocab_size", vocab_size)
+        hidden_dim = check_positive_int("hidden_dim", hidden_dim)
+        max_positions = check_positive_int("max_positions", max_positions)
+        type_vocab_size = check_positive_int("type_vocab_size", type_vocab_size)
+        dropout = check_rate("dropout", dropout)
+        epsilon = check_non_negative("epsilon", epsilon)
         self.vocab_size = vocab_size
         self.hidden_dim = hidden_dim
         self.max_positions = max_positions
@@ -58,6 +70,9 @@ class SIEmbeddings(keras.layers.Layer):
         mark_scale_invariant(self)
 
     def build(self, token_ids_shape, type_ids_shape=None):
+        if token_ids_shape[1] is not None and token_ids_shape[1] > self.max_positions:
+            raise ValueError(f"The sequence length {token_ids_shape[1]} of `token_ids` exceeds "
+                             f"max_positions={self.max_positions}")
         self._token.build(token_ids_shape)
         self._type.build(token_ids_shape)
         self.position_embeddings = self.add_weight(

@@ -3,7 +3,7 @@
 import keras
 
 from keras_si.layers.attention import SIMultiHeadAttention
-from keras_si.layers.base import mark_scale_invariant
+from keras_si.layers.base import check_non_negative, check_positive_int, check_rate, mark_scale_invariant
 from keras_si.layers.dropout import Dropout
 from keras_si.layers.feedforward import SIFeedForward
 from keras_si.layers.normalization import SI_EPSILON, scale_free_norm
@@ -19,12 +19,19 @@ class SIEncoderBlock(keras.layers.Layer):
     block is (2; 2)-homogeneous. Dropout (a constant factor) keeps degrees.
 
     Args:
-        num_heads: attention heads; the head size is `hidden / num_heads`.
-        intermediate_dim: feed-forward width.
-        dropout: dropout on each branch's output and inside the feed-forward.
-        attention_dropout: dropout on the attention's normalised scores.
-        kernel_initializer: for all kernels.
-        epsilon: the LayerNorms' epsilon (see `keras_si.layers.normalization`).
+        num_heads: attention heads, >= 1; the head size is `hidden / num_heads`.
+        intermediate_dim: feed-forward width, >= 1.
+        dropout: dropout on each branch's output and inside the feed-forward,
+            in [0, 1) (default 0).
+        attention_dropout: dropout on the attention's normalised scores, in
+            [0, 1) (default 0).
+        kernel_initializer: for all kernels (default "glorot_uniform").
+        epsilon: the LayerNorms' epsilon, >= 0 (default `SI_EPSILON`; see
+            `keras_si.layers.normalization`).
+
+    Raises:
+        ValueError: for an argument out of the ranges above; at build, if the
+            inputs' last dimension is not a multiple of `num_heads`.
 
     Call args:
         inputs: `[batch, seq, hidden]`; attention_mask: `[batch, seq]` padding
@@ -39,6 +46,11 @@ class SIEncoderBlock(keras.layers.Layer):
     def __init__(self, num_heads, intermediate_dim, dropout=0.0, attention_dropout=0.0,
                  kernel_initializer="glorot_uniform", epsilon=SI_EPSILON, **kwargs):
         super().__init__(**kwargs)
+        num_heads = check_positive_int("num_heads", num_heads)
+        intermediate_dim = check_positive_int("intermediate_dim", intermediate_dim)
+        dropout = check_rate("dropout", dropout)
+        attention_dropout = check_rate("attention_dropout", attention_dropout)
+        epsilon = check_non_negative("epsilon", epsilon)
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
@@ -58,7 +70,7 @@ class SIEncoderBlock(keras.layers.Layer):
     def build(self, input_shape):
         hidden = input_shape[-1]
         if hidden % self.num_heads:
-            raise ValueError(f"hidden size {hidden} is not divisible by num_heads={self.num_heads}")
+            raise ValueError(f"The inputs' last dimension ({hidden}) must be divisible by num_heads={self.num_heads}")
         self._attention = SIMultiHeadAttention(
             self.num_heads, hidden // self.num_heads, dropout=self.attention_dropout,
             kernel_initializer=self.kernel_initializer, name="attention", dtype=self.dtype_policy,

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_si.layers.base import mark_scale_invariant
+from keras_si.layers.base import check_positive_int, check_rate, mark_scale_invariant
 from keras_si.layers.dropout import Dropout
 
 
@@ -17,10 +17,13 @@ class SIFeedForward(keras.layers.Layer):
     ReLU rather than GELU: GELU is not homogeneous.
 
     Args:
-        intermediate_dim: width of the hidden layer.
-        output_dim: output width (default: the input's last dimension).
-        dropout: dropout on the hidden activations.
-        kernel_initializer: for both kernels.
+        intermediate_dim: width of the hidden layer, >= 1.
+        output_dim: output width (default None: the input's last dimension).
+        dropout: dropout on the hidden activations, in [0, 1) (default 0).
+        kernel_initializer: for both kernels (default "glorot_uniform").
+
+    Raises:
+        ValueError: for an argument out of the ranges above.
 
     Each position is transformed on its own, so a Keras mask on the input
     passes through unchanged (`supports_masking`).
@@ -29,6 +32,9 @@ class SIFeedForward(keras.layers.Layer):
     def __init__(self, intermediate_dim, output_dim=None, dropout=0.0,
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
+        intermediate_dim = check_positive_int("intermediate_dim", intermediate_dim)
+        output_dim = check_positive_int("output_dim", output_dim, allow_none=True)
+        dropout = check_rate("dropout", dropout)
         self.intermediate_dim = intermediate_dim
         self.output_dim = output_dim
         self.dropout = dropout

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_si.layers.base import check_non_negative
+
 
 @keras.saving.register_keras_serializable(package="keras_si")
 class WSConv2D(keras.layers.Conv2D):
@@ -20,12 +22,22 @@ class WSConv2D(keras.layers.Conv2D):
     and the convolution is invariant to the scale of `W` (not of `gain`).
 
     Args:
-        filters, kernel_size, ...: as `keras.layers.Conv2D`.
-        use_gain: learn a per-output-channel gain (initialised to 1).
-        epsilon: added to `N * var` (NFNets use 1e-4).
+        filters, kernel_size, **kwargs: as `keras.layers.Conv2D` (`lora_rank`
+            included).
+        use_gain: learn a per-output-channel gain, initialised to 1 (default
+            True).
+        epsilon: added to `N * var`, >= 0 (default 1e-4, as in NFNets).
+
+    Weights: `kernel`, `bias` (if `use_bias`), `gain` (if `use_gain`), all
+    written to `.keras` / `.weights.h5` files and read back.
+
+    Raises:
+        ValueError: if `epsilon` is negative; when loading weights saved
+            without the gain into a layer with `use_gain=True`.
     """
 
     def __init__(self, filters, kernel_size, use_gain=True, epsilon=1e-4, **kwargs):
+        epsilon = check_non_negative("epsilon", epsilon)
         super().__init__(filters, kernel_size, **kwargs)
         self.use_gain = use_gain
         self.epsilon = epsilon
