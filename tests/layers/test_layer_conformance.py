@@ -15,7 +15,9 @@ module stays fast on 2 CPU cores):
   eager one, and the value is near the float32 layer's with the same weights;
 - masks: `supports_masking` is what the layer declares; where True, the Keras
   mask is propagated and honoured (padded steps never change real outputs);
-- XLA: a `jit_compile=True` predict equals the eager call.
+- XLA: a `jit_compile=True` predict equals the eager call, and one compiled
+  SGD step changes every trainable weight (each gets a gradient) and keeps
+  the weight counts.
 """
 
 import dataclasses
@@ -306,3 +308,26 @@ def test_masking(case):
     y_truncated = np.asarray(_call(layer, truncated))
     real = lengths.get(first, data[first].shape[1])
     np.testing.assert_allclose(y[0, :real], y_truncated[0, :real], rtol=1e-5, atol=1e-6)
+
+
+@cases
+def test_compiled_training_step_updates_every_trainable_weight(case):
+    data = _data(case)
+    layer = case.cls(**case.init)
+    model = _model(case, layer, data)
+    target = np.random.RandomState(2).randn(*model.outputs[0].shape[1:]).astype("float32")
+
+    def loss(y_true, y_pred):
+        # A random projection, not sum(y): the sum of a normalised output has a
+        # zero gradient, which would hide weights that never get one.
+        return keras.ops.sum(y_pred * target)
+
+    before = {v.path: np.asarray(v) for v in layer.trainable_weights}
+    counts = (len(layer.trainable_weights), len(layer.non_trainable_weights))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss, jit_compile=True)
+    model.train_on_batch(data, np.zeros((2,) + target.shape, "float32"))
+    for v in layer.trainable_weights:
+        now = np.asarray(v)
+        assert np.all(np.isfinite(now)), v.path
+        assert not np.array_equal(now, before[v.path]), f"{v.path} got no gradient"
+    assert (len(layer.trainable_weights), len(layer.non_trainable_weights)) == counts
