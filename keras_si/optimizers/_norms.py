@@ -310,22 +310,26 @@ def unit_sum(fn, *tensors, axes=None):
         first, last = axes[0], axes[-1] + 1
     else:
         first = last = rank  # one unit: everything is "before"
-    before, units, after = 1, 1, 1
-    for d in shape[:first]:
-        before *= d
-    for d in shape[first:last]:
-        units *= d
-    for d in shape[last:]:
-        after *= d
+    def size(dims):
+        # None when a dimension is only known at run time (the gathered rows
+        # of a sparse gradient under `fit`): reshaped as -1.
+        n = 1
+        for d in dims:
+            n = None if d is None or n is None else n * d
+        return n
+
+    before, units, after = size(shape[:first]), size(shape[first:last]), size(shape[last:])
+    if [before, units, after].count(None) > 1:
+        raise ValueError(f"unit_sum: more than one dimension of {shape} is unknown around unit axes {axes}.")
     if after == 1:
         view, reduce_axes = (before, units), 0
     elif before == 1:
         view, reduce_axes = (units, after), 1
     else:
         view, reduce_axes = (before, units, after), (0, 2)
-    flat = [ops.reshape(t, view) for t in xs]
+    flat = [ops.reshape(t, tuple(-1 if d is None else d for d in view)) for t in xs]
     rows = view[0]
-    fold = (reduce_axes != 1 and _use_fold() and before * units * after >= _FOLD_MIN_SIZE
+    fold = (reduce_axes != 1 and _use_fold() and None not in view and before * units * after >= _FOLD_MIN_SIZE
             and rows >= 2 * _UNIT_FOLD_WAYS)
     if not fold:
         total = ops.sum(fn(*flat), axis=reduce_axes)
@@ -338,7 +342,7 @@ def unit_sum(fn, *tensors, axes=None):
         total = ops.sum(partial, axis=reduce_axes)
         if body < rows:
             total = total + ops.sum(fn(*[t[body:] for t in flat]), axis=reduce_axes)
-    return ops.reshape(total, out_shape)
+    return ops.reshape(total, tuple(-1 if d is None else d for d in out_shape))
 
 
 def unitwise_sum_of_squares(x, axes=None):

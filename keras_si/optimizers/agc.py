@@ -93,7 +93,7 @@ class AGC(keras.optimizers.Optimizer):
             zero-initialised units can move.
         exclude_from_clipping: a regex or list of regexes searched in
             `variable.path`; matching variables are not clipped. Default None.
-        name: the optimizer's name, default "agc".
+        name: the optimizer's name; default None, Keras's unique "agc", "agc_1", ...
         **kwargs: Keras's base-optimizer arguments (`learning_rate`,
             `weight_decay`, `use_ema`, `gradient_accumulation_steps`, ...)
             belong to `inner_optimizer`; only their default values are accepted.
@@ -134,7 +134,7 @@ class AGC(keras.optimizers.Optimizer):
                 re.compile(p)
             except (re.error, TypeError) as e:
                 raise ValueError(f"`exclude_from_clipping` holds an invalid regular expression {p!r}: {e}") from None
-        super().__init__(learning_rate=0.0, name=name or "agc")
+        super().__init__(learning_rate=0.0, name=name)  # None: Keras's unique "agc", "agc_1", ...
         self.inner_optimizer = inner_optimizer
         self.clipping = float(clipping)
         self.epsilon = float(epsilon)
@@ -278,8 +278,14 @@ class AGC(keras.optimizers.Optimizer):
     def clip(self, grad, variable):
         """The clipped gradient of one variable (dense, or `tf.IndexedSlices` whose units are rows)."""
         axes = _norms.unit_axes(variable)
+        # Clip in the variable's dtype, to which the inner optimizer casts the
+        # gradient anyway (a float32 gradient of a float64 variable must not be
+        # rounded to float32 by the clip).
+        dtype = keras.backend.standardize_dtype(variable.dtype)
         if _norms.is_sparse(grad):
             import tensorflow as tf
+
+            grad = _norms.map_values(lambda t: ops.cast(t, dtype), grad)
 
             if 0 not in axes:
                 # Each unit spans rows: its norm needs the whole gradient.
@@ -292,8 +298,8 @@ class AGC(keras.optimizers.Optimizer):
                 scale = self._scale(grad.values, rows, axes)
                 return tf.IndexedSlices(grad.values * ops.cast(scale, grad.values.dtype), grad.indices,
                                         grad.dense_shape)
-        grad = ops.convert_to_tensor(grad)
-        return grad * ops.cast(self._scale(grad, variable, axes), grad.dtype)
+        grad = ops.cast(grad, dtype)
+        return grad * ops.cast(self._scale(grad, variable, axes), dtype)
 
     # ---------------------------------------------------------------- config
     def get_config(self):

@@ -215,3 +215,34 @@ def test_one_agc_per_inner_optimizer_and_no_loss_scale_inner():
         keras_si.AGC(inner)
     with pytest.raises(ValueError, match="LossScaleOptimizer"):
         keras_si.AGC(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1)))
+
+
+def test_float32_gradient_clipped_in_the_float64_variable_dtype():
+    xs, grads = _case()
+    v32, v64 = _vars(xs, dtype="float64"), _vars(xs, dtype="float64")
+    keras_si.AGC(keras.optimizers.SGD(1.0), clipping=0.05).apply([tf.constant(g, tf.float32) for g in grads[0]], v32)
+    g64 = [tf.constant(np.float32(g), tf.float64) for g in grads[0]]  # the same values, exactly
+    keras_si.AGC(keras.optimizers.SGD(1.0), clipping=0.05).apply(g64, v64)
+    tu.assert_weights_close([v.numpy() for v in v32], [v.numpy() for v in v64], rtol=0, atol=0)
+
+
+def test_default_names_are_unique():
+    assert keras_si.AGC(keras.optimizers.SGD(0.1)).name != keras_si.AGC(keras.optimizers.SGD(0.1)).name
+
+
+def test_sparse_gradient_under_a_traced_step():
+    """In a tf.function the gathered rows' count is unknown: same step as eager."""
+    rng = np.random.RandomState(6)
+    x, values, indices = rng.randn(6, 4), 5.0 * rng.randn(5, 4), np.array([1, 3, 1, 0, 3])
+    traced_var, eager_var = _vars([x, x], ["embeddings", "embeddings"])
+    traced_opt = keras_si.AGC(keras.optimizers.SGD(1.0), clipping=0.05)
+    traced_opt.build([traced_var])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4]), tf.TensorSpec([None], tf.int32)])
+    def step(v, i):
+        traced_opt.apply([tf.IndexedSlices(v, i, tf.constant([6, 4]))], [traced_var])
+
+    step(tf.constant(values, tf.float32), tf.constant(indices, tf.int32))
+    sparse = tf.IndexedSlices(tf.constant(values, tf.float32), tf.constant(indices, tf.int32), tf.constant([6, 4]))
+    keras_si.AGC(keras.optimizers.SGD(1.0), clipping=0.05).apply([sparse], [eager_var])
+    np.testing.assert_allclose(traced_var.numpy(), eager_var.numpy(), rtol=1e-6, atol=1e-6)
