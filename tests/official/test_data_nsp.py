@@ -165,3 +165,26 @@ def test_single_sentence_and_empty_inputs_of_the_writer(tmp_path):
     labels = [r["next_sentence_labels"][0] for r in tf.data.TFRecordDataset(out).map(
         lambda r: tf.io.parse_single_example(r, spec)).as_numpy_iterator()]
     assert labels == [1, 1]
+
+
+def test_packed_documents_are_the_lists_they_were_made_from(tmp_path):
+    """The writer's memory-mapped corpus gives the same documents, and so the same instances, as Python lists."""
+    rng = random.Random(0)
+    files = [[[[rng.randint(5, 99) for _ in range(rng.randint(1, 9))] for _ in range(rng.randint(1, 6))]
+              for _ in range(n)] for n in (3, 0, 1, 4)]  # the second file is empty
+    prefixes = [os.path.join(tmp_path, f"p{i}") for i in range(len(files))]
+    for documents, prefix in zip(files, prefixes):
+        loader.inst.save_packed(documents, prefix)
+    packed = loader.inst.PackedDocuments(prefixes)
+    flat = [d for documents in files for d in documents]
+    assert len(packed) == len(flat) == 8
+    assert [packed[i].tolist() for i in range(len(packed))] == flat
+    assert [list(packed[i]) for i in range(len(packed))] == flat
+    assert [list(packed[i][1:]) for i in range(len(packed))] == [d[1:] for d in flat]
+    assert packed[7][-1] == flat[7][-1]
+    with pytest.raises(IndexError):
+        packed[8]
+    for d in range(len(flat)):
+        a, b = random.Random(d), random.Random(d)
+        assert list(loader.inst.instances_from_document(packed, d, 16, 0.3, a, 2, 3)) == list(
+            loader.inst.instances_from_document(flat, d, 16, 0.3, b, 2, 3))

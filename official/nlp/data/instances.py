@@ -52,6 +52,9 @@ def _truncate_pair(a, b, max_tokens, rng):
 def instances_from_document(documents, index, max_seq_length, short_seq_prob, rng, cls_id, sep_id):
     """Yields the `Instance`s of `documents[index]` (each document a list of sentences of ids)."""
     document = documents[index]
+    if isinstance(document, PackedDocument):
+        # Every sentence of this document is read, some twice: one bulk copy beats one slice each.
+        document = document.tolist()
     max_tokens = max_seq_length - 3
     target = max_tokens
     if rng.random() < short_seq_prob:
@@ -224,11 +227,45 @@ def save_packed(documents, prefix):
     np.save(prefix + ".documents.npy", np.concatenate([[0], np.cumsum([len(d) for d in documents], dtype=np.int64)]))
 
 
-class PackedDocuments:
-    """A read-only list of documents (lists of sentences of ids) over the files of several `save_packed` calls.
+class PackedDocument:
+    """One document of `PackedDocuments`: its sentences (lists of ids), read from the mapped arrays on demand.
 
-    Indexing gives a document as Python lists (what `instances_from_document`
-    expects); the documents of the files follow one another in the order given.
+    Lazy because a random next sentence takes a few sentences of another
+    document, which may be a whole book: copying it all out each time would
+    cost its length per instance.
+    """
+
+    def __init__(self, tokens, bounds):
+        self._tokens = tokens
+        self._bounds = bounds  # sentence i is tokens[bounds[i]:bounds[i + 1]]
+
+    def __len__(self):
+        return len(self._bounds) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return (self[j] for j in range(*i.indices(len(self))))
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        return self._tokens[self._bounds[i]: self._bounds[i + 1]].tolist()
+
+    def __iter__(self):
+        return iter(self[:])
+
+    def tolist(self):
+        """All the sentences as lists, in one read of the mapped array (for the document being packed)."""
+        flat = self._tokens[self._bounds[0]: self._bounds[-1]].tolist()
+        offsets = (self._bounds - self._bounds[0]).tolist()
+        return [flat[offsets[i]: offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+class PackedDocuments:
+    """A read-only list of documents over the files of several `save_packed` calls, memory-mapped.
+
+    `documents[i]` is a `PackedDocument` (a sequence of sentences, each a
+    list of ids: what `instances_from_document` expects); the documents of
+    the files follow one another in the order given.
     """
 
     def __init__(self, prefixes):
@@ -246,7 +283,4 @@ class PackedDocuments:
         part = int(np.searchsorted(self.starts, index, side="right")) - 1
         tokens, sentences, documents = self._parts[part]
         local = index - self.starts[part]
-        bounds = sentences[documents[local]: documents[local + 1] + 1]
-        flat = tokens[bounds[0]: bounds[-1]].tolist()
-        offsets = (bounds - bounds[0]).tolist()
-        return [flat[offsets[i]: offsets[i + 1]] for i in range(len(offsets) - 1)]
+        return PackedDocument(tokens, sentences[documents[local]: documents[local + 1] + 1])
