@@ -1,4 +1,4 @@
-"""The records' facts beside them: written by create_pretraining_data, found and checked for training (issue 13, item 3)."""
+"""The records' facts beside them: written by create_pretraining_data, found and checked by trainers (issue 13, 3)."""
 
 import hashlib
 import json

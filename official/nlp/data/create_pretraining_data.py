@@ -90,7 +90,7 @@ def serialize(features):
 
 
 def _tokenize_file(job):
-    """Tokenizes one input file into `<prefix>.*.npy` (see `instances.save_packed`); returns its (documents, sentences)."""
+    """Tokenizes one input file into `<prefix>.*.npy` (`instances.save_packed`); returns (documents, sentences)."""
     from official.nlp.data.vocab import Vocab
 
     path, prefix, vocab_file = job

@@ -91,7 +91,8 @@ class Vocab:
         self.ids = {t: i for i, t in enumerate(self.tokens)}
         missing = [t for t in REQUIRED_TOKENS if t not in self.ids]
         if missing:
-            raise ValueError(f"Vocabulary {path} lacks the special tokens {missing} (it needs {list(REQUIRED_TOKENS)}).")
+            raise ValueError(f"Vocabulary {path} lacks the special tokens {missing} "
+                             f"(it needs {list(REQUIRED_TOKENS)}).")
         if self.ids[PAD] != 0:
             raise ValueError(f"Vocabulary {path}: [PAD] must have id 0 (it has {self.ids[PAD]}).")
         self.pad_id, self.unk_id = self.ids[PAD], self.ids[UNK]
