@@ -31,7 +31,8 @@ from absl import app, flags, logging
 
 flags.DEFINE_enum("model", "sibert", ["sibert", "bert"], "Which encoder to pretrain.")
 flags.DEFINE_enum("config", "tiny", ["tiny", "mini", "small", "medium", "base", "large"], "Size preset.")
-flags.DEFINE_string("vocab_file", "official/nlp/corpus/vocab.txt", "WordPiece vocabulary.")
+flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (default: the copy written beside --input_files by "
+                    "create_pretraining_data, else the shipped official/nlp/corpus/vocab.txt).")
 flags.DEFINE_list("input_files", None, "TFRecord files or globs (static masking).")
 flags.DEFINE_list("text_files", None, "Text files (one sentence per line, blank line between documents).")
 flags.DEFINE_string("tfds_name", None, "A TFDS text dataset (prepared beforehand; never downloaded).")
@@ -119,6 +120,33 @@ def validate_flags(f):
         raise ValueError("SIBERT with --clip_factor > 0 needs --weight_decay > 0 (the clip threshold would be 0).")
 
 
+DEFAULT_VOCAB = "official/nlp/corpus/vocab.txt"
+
+
+def resolve_vocabulary(f):
+    """Sets `f.vocab_file` when unset, and checks it and the lengths against the records' facts.
+
+    Records written by `create_pretraining_data` carry their facts and a copy of
+    their vocabulary (`official.nlp.data.records_info`): the default is that
+    copy, and a `--vocab_file`, `--max_seq_length` or
+    `--max_predictions_per_seq` that disagrees is refused before training.
+
+    Raises:
+        ValueError: from `records_info.find` / `records_info.check`.
+    """
+    from official.nlp.data import records_info
+
+    info = records_info.find(f.input_files) if f.input_files else None
+    if info is not None:
+        if f.vocab_file is None:
+            f.vocab_file = info["vocab_file"]
+            print(f"Vocabulary: {f.vocab_file}, the records' own ({info['vocab_size']} tokens).")
+        records_info.check(info, f.vocab_file, f.max_seq_length, f.max_predictions_per_seq)
+    elif f.vocab_file is None:
+        f.vocab_file = DEFAULT_VOCAB
+    return info
+
+
 def latest_step(model_dir):
     """The step of the latest checkpoint in `model_dir` (checkpoints are numbered by step), or 0."""
     import tensorflow as tf
@@ -179,7 +207,7 @@ def make_dataset(f, strategy, vocab, eval_data=False):
 def eval_dataset(f, vocab):
     from official.nlp.data import pretrain_dataloader as loader
 
-    docs = loader.load_documents(f.eval_text_files)
+    docs = loader.load_documents(f.eval_text_files, flag_name="--eval_text_files")
     # A fixed seed: the same held-out masks before and after training.
     ds = loader.text_dataset(docs, vocab, f.global_batch_size, f.max_seq_length, f.max_predictions_per_seq,
                              f.masked_lm_prob, seed=1234)
@@ -299,6 +327,7 @@ def run(f, strategy=None):
     from official.nlp.data.vocab import Vocab
 
     validate_flags(f)
+    resolve_vocabulary(f)
     saved_flags = check_run_directory(f)  # before anything is written
     done = latest_step(f.model_dir) if saved_flags else 0
     if done >= f.train_steps:

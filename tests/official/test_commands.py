@@ -47,12 +47,27 @@ def pretrained(own_text):
             "--max_predictions_per_seq=5", "--dupe_factor=1")
     assert os.path.getsize(d / "records-00000-of-00001.tfrecord") > 0
     run = str(d / "run")
+    # No --vocab_file: the records' own vocabulary (a copy beside them), not the shipped one.
     out = command("official.nlp.pretrain", "--model=sibert", "--config=tiny", f"--input_files={d}/records-*.tfrecord",
-                  f"--vocab_file={vocab}", "--global_batch_size=4", "--max_seq_length=32",
+                  "--global_batch_size=4", "--max_seq_length=32",
                   "--max_predictions_per_seq=5", "--train_steps=4", "--steps_per_epoch=2", "--warmup_steps=1",
                   "--learning_rate=0.5", "--verbose=0", f"--model_dir={run}", "--export=false")
     assert os.path.exists(os.path.join(run, "ckpt-4.index")), out.stdout
+    assert "the records' own" in out.stdout
+    saved = json.load(open(os.path.join(run, "flags.json")))
+    assert open(saved["vocab_file"], encoding="utf-8").read() == open(vocab, encoding="utf-8").read()
     return d, vocab, run
+
+
+def test_records_and_another_vocabulary_are_refused_in_one_line(pretrained, tmp_path):
+    d, _, _ = pretrained
+    bad = command("official.nlp.pretrain", f"--input_files={d}/records-*.tfrecord",
+                  f"--vocab_file={CORPUS}/vocab.txt", "--max_seq_length=32", "--max_predictions_per_seq=5",
+                  f"--model_dir={tmp_path}/run", check=False)
+    last = bad.stderr.strip().splitlines()[-1]
+    assert bad.returncode == 1 and last.startswith(f"error: --vocab_file={CORPUS}/vocab.txt") and \
+        "is not the vocabulary the records were written with" in last, bad.stderr
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_export_and_fill_mask_commands(pretrained):
