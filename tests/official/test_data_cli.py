@@ -32,17 +32,21 @@ def test_build_vocab_says_why_it_is_smaller_than_asked(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     written = open(vocab).read().splitlines()
     assert 5 < len(written) < 30000 * 0.95
-    assert (f"Asked for --vocab_size=30000, but the corpus supports only {len(written)} tokens: a word piece is "
-            "kept only if it occurs at least 10 times") in result.stdout
+    assert (f"Asked for --vocab_size=30000, but the corpus supports only {len(written)} tokens: apart from the "
+            "single characters, a word piece is kept only if it occurs at least 10 times") in result.stdout
 
 
 def test_build_vocab_user_mistakes_are_one_line(tmp_path):
     missing = os.path.join(tmp_path, "missing.txt")
-    result = run("official.nlp.data.build_vocab", f"--input_files={missing}",
-                 f"--vocab_file={os.path.join(tmp_path, 'v.txt')}")
-    assert result.returncode == 1
-    assert last_line(result.stderr) == f"error: --input_files: no file matches {missing!r}."
-    assert "Traceback" not in result.stderr
+    blank = os.path.join(tmp_path, "blank.txt")
+    open(blank, "w").write("\n  \n\t\n")  # the learner's own error here was a bare StopIteration
+    for path, message in ((missing, f"error: --input_files: no file matches {missing!r}."),
+                          (blank, f"error: --input_files: no text in {blank}.")):
+        result = run("official.nlp.data.build_vocab", f"--input_files={path}",
+                     f"--vocab_file={os.path.join(tmp_path, 'v.txt')}")
+        assert result.returncode == 1
+        assert last_line(result.stderr) == message
+        assert "Traceback" not in result.stderr
 
 
 def test_create_pretraining_data_user_mistakes_are_one_line(tmp_path):

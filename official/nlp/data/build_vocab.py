@@ -36,9 +36,12 @@ def learn_vocab(files, vocab_size, max_lines=0):
 
     if vocab_size <= len(RESERVED_TOKENS):
         raise ValueError(f"--vocab_size must be > {len(RESERVED_TOKENS)}. Received: {vocab_size}")
-    lines = tf.data.TextLineDataset(files).filter(lambda s: tf.strings.length(s) > 0)
+    lines = tf.data.TextLineDataset(files).filter(lambda s: tf.strings.length(tf.strings.strip(s)) > 0)
     if max_lines:
         lines = lines.take(max_lines)
+    # The learner fails with a bare StopIteration on no words at all.
+    if not list(lines.take(1)):
+        raise ValueError(f"--input_files: no text in {', '.join(files)}.")
     return bert_vocab_from_dataset.bert_vocab_from_dataset(
         lines.batch(1000).prefetch(2),
         vocab_size=vocab_size,
@@ -52,9 +55,9 @@ def size_note(tokens, vocab_size):
     """A line saying why the vocabulary is smaller than asked for, or None if it is about the size asked for."""
     if len(tokens) >= vocab_size * (1 - _SLACK):
         return None
-    return (f"Asked for --vocab_size={vocab_size}, but the corpus supports only {len(tokens)} tokens: a word piece "
-            f"is kept only if it occurs at least {MIN_COUNT} times, and no more do; give more text for a larger "
-            "vocabulary.")
+    return (f"Asked for --vocab_size={vocab_size}, but the corpus supports only {len(tokens)} tokens: apart from "
+            f"the single characters, a word piece is kept only if it occurs at least {MIN_COUNT} times, and no more "
+            "do; give more text for a larger vocabulary.")
 
 
 def write_vocab(tokens, path):
@@ -94,9 +97,6 @@ def build(input_files, vocab_file, vocab_size=8000, max_lines=0):
         raise ValueError(f"--vocab_size must be > {len(RESERVED_TOKENS)}. Received: {vocab_size}")
     files = expand_globs(input_files)
     tokens = learn_vocab(files, vocab_size, max_lines)
-    if len(tokens) <= len(RESERVED_TOKENS):
-        raise ValueError(f"--input_files: no word piece occurs {MIN_COUNT} times in {', '.join(files)}: "
-                         "too little text to learn a vocabulary.")
     tf.io.gfile.makedirs(os.path.dirname(vocab_file) or ".")
     write_vocab(tokens, vocab_file)
     note = size_note(tokens, vocab_size)
