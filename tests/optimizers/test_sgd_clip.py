@@ -452,3 +452,39 @@ def test_monitor_values_reach_later_callbacks():
     model.compile(optimizer=keras_si.SGDClip(0.1, weight_decay=0.01), loss="mse")
     model.fit(x, y, batch_size=16, verbose=0, callbacks=[keras_si.SGDClipMonitor(), Recorder()])
     assert len(seen) == 2 and "weight_norm" in seen[-1] and "eff_lr" in seen[-1]
+
+
+def _zero_kernel_model():
+    # A group whose weights are all zero: the threshold k sqrt(2 lam / eta) ||x|| is 0.
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, kernel_initializer="zeros")])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_all_zero_weights_with_clipping_raise_at_the_first_step(jit_compile):
+    model = _zero_kernel_model()
+    model.compile(optimizer=keras_si.SGDClip(0.1, weight_decay=0.01), loss="mse", jit_compile=jit_compile)
+    with pytest.raises(ValueError, match=r"all zero \(global norm \|\|x\|\| = 0\).*clip_factor=None"):
+        model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), batch_size=4, verbose=0)
+    # Eagerly too, before anything moved.
+    v = keras.Variable(np.zeros((3, 2), "float32"), name="w")
+    with pytest.raises(ValueError, match="all zero"):
+        keras_si.SGDClip(0.1, weight_decay=0.01).apply([tf.ones((3, 2))], [v])
+    np.testing.assert_array_equal(v.numpy(), 0.0)
+
+
+def test_zero_weights_without_clipping_train_and_the_check_reads_the_first_step():
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 2), "float32")
+    # Unclipped SGD + decay moves zero weights: the first step is -eta * g.
+    model = _zero_kernel_model()
+    model.compile(optimizer=keras_si.SGDClip(0.1, weight_decay=0.01, clip_factor=None), loss="mse")
+    model.fit(x, y, batch_size=4, verbose=0)
+    # At W = 0, b = 0 the gradient of the mean over 4 samples x 2 outputs of (x W + b - 1)^2
+    # is (2 / 8) * sum_n x_n (0 - 1) = -1 per entry, so W becomes 0.1.
+    np.testing.assert_allclose(model.get_weights()[0], np.full((3, 2), 0.1), rtol=1e-6)
+    # Built on zeros (as when a .keras file is loaded) but non-zero by the first step: no error.
+    model = _zero_kernel_model()
+    model.compile(optimizer=keras_si.SGDClip(0.1, weight_decay=0.01), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    model.layers[0].kernel.assign(np.full((3, 2), 0.5, "float32"))
+    model.fit(x, y, batch_size=4, verbose=0)
+    assert not np.allclose(model.get_weights()[0], 0.5)
