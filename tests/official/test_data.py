@@ -231,8 +231,11 @@ def test_bad_inputs(tmp_path, records):
         Vocab(bad_vocab)
 
 
-def test_token_ids_outside_vocabulary_are_reported(records):
+def test_token_ids_outside_vocabulary_are_reported(records, tmp_path):
+    """Records without facts (another writer's) are checked in the graph, as they are read."""
     files, _, _ = records
-    ds = loader.tfrecord_dataset(files, 4, SEQ, PRED, seed=0, vocab_size=10)
+    foreign = os.path.join(tmp_path, "foreign.tfrecord")
+    open(foreign, "wb").write(open(files[0], "rb").read())
+    ds = loader.tfrecord_dataset(foreign, 4, SEQ, PRED, seed=0, vocab_size=10)
     with pytest.raises(tf.errors.InvalidArgumentError, match="outside the vocabulary"):
         next(iter(ds))

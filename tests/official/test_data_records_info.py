@@ -146,3 +146,15 @@ def test_records_are_deterministic_for_a_seed(made, tmp_path):
     first = json.load(open(prefix + ".info.json"))
     second = json.load(open(os.path.join(tmp_path, "train.info.json")))
     assert first == second
+
+
+def test_the_loader_checks_the_facts(made):
+    _, prefix, files, _ = made
+    with pytest.raises(ValueError, match=rf"^--max_seq_length=64 but the records were written with "
+                                         rf"max_seq_length={SEQ} \(per {prefix}\.info\.json\)\.$"):
+        loader.tfrecord_dataset(prefix + "*", 4, 64, PRED)
+    with pytest.raises(ValueError, match=rf"^The records were written with a vocabulary of 4036 tokens \({VOCAB}\), "
+                                         rf"not 30522: pass --vocab_file={prefix}\.vocab\.txt\.$"):
+        loader.tfrecord_dataset(prefix + "*", 4, SEQ, PRED, vocab_size=30522)
+    loader.tfrecord_dataset(prefix + "*", 4, SEQ, PRED, vocab_size=4036)
+    loader.tfrecord_dataset(prefix + "*", 4, 64, PRED, vocab_size=30522, validate=False)  # nothing checked

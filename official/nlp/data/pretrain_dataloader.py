@@ -85,11 +85,21 @@ def tfrecord_dataset(file_patterns, batch_size, max_seq_length, max_predictions_
             input pipeline.
         vocab_size: if given, token ids are checked against it.
         validate: check the files' integrity and their first record's shapes
-            up front (clear errors naming the file).
+            up front (clear errors naming the file), and, for records with
+            facts beside them (`records_info`), the lengths and the
+            vocabulary's size against them.
     """
     # Leaves out the facts files (`records_info`) that a glob such as `train*` matches beside the records.
     files = records_info.expand_record_globs(file_patterns)
     if validate:
+        info = records_info.find(files)
+        if info is not None:
+            records_info.check(info, None, max_seq_length, max_predictions_per_seq)
+            # The content hash needs the vocabulary file (the trainer checks it); the size is the one fact here.
+            if vocab_size is not None and vocab_size != info["vocab_size"]:
+                raise ValueError(f"The records were written with a vocabulary of {info['vocab_size']} tokens "
+                                 f"({info['source_vocab_file']}), not {vocab_size}: pass "
+                                 f"--vocab_file={info['vocab_file']}.")
         check_tfrecord_files(files)
         for f in files:
             check_record_shapes(f, max_seq_length, max_predictions_per_seq)
