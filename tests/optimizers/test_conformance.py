@@ -18,6 +18,7 @@ wrapper, not an optimizer: tests/test_sam.py.
 """
 
 import os
+import pickle
 import warnings
 
 import keras
@@ -392,6 +393,36 @@ def test_get_config_from_config_and_serialize(name):
     assert type(again) is type(opt) and again.get_config() == config
     xs, grads = problem(steps=2)
     assert_equal(run(clone, xs, grads), run(MAKE[name](), xs, grads))
+
+
+@pytest.mark.parametrize("name", cases("pickle"))
+def test_pickle_keeps_the_config(name):
+    opt = MAKE[name]()
+    assert pickle.loads(pickle.dumps(opt)).get_config() == opt.get_config()
+
+
+@pytest.mark.parametrize("name", cases("constraints"))
+def test_variable_constraints_are_applied_after_the_step(name):
+    """Right value: the constraint (NonNeg) of the unconstrained step's result."""
+    xs, grads = problem(steps=1)
+    constrained = variables(xs)
+    for v in constrained:
+        v.constraint = keras.constraints.NonNeg()  # (keras.Variable takes no `constraint` argument)
+    MAKE[name]().apply([tf.constant(g) for g in grads[0]], constrained)
+    free = run(MAKE[name](), xs, grads)
+    assert any(np.any(f < 0) for f in free)
+    assert_equal([v.numpy() for v in constrained], [np.maximum(f, 0.0) for f in free])
+
+
+@pytest.mark.parametrize("name", cases("tf_variables"))
+def test_plain_tf_variables_mixed_with_keras_variables(name):
+    """tf.Variables (no `path`) step as Keras variables do."""
+    xs, grads = problem(steps=2)
+    vs = [tf.Variable(xs[0], name="bias")] + variables(xs)[1:]
+    opt = MAKE[name]()
+    for gs in grads:
+        opt.apply([tf.constant(g) for g in gs], vs)
+    assert_equal([v.numpy() for v in vs], run(MAKE[name](), xs, grads))
 
 
 @pytest.mark.parametrize("name", cases("set_weights"))
