@@ -26,6 +26,7 @@ class AdamP(Optimizer):
     Args:
         learning_rate, beta_1, beta_2 (in [0, 1)), epsilon (> 0), weight_decay (>= 0),
         delta (> 0, default 0.1), wd_ratio (in [0, 1], default 0.1), nesterov.
+        name: default None, a name unique in the session ("adamp", "adamp_1", ...).
     """
 
     _default_name = "adamp"

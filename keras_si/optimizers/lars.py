@@ -36,6 +36,7 @@ class LARS(Optimizer):
         trust_coefficient: tc > 0 (the paper's eta, 0.001).
         nesterov: Nesterov momentum.
         exclude_from_weight_decay, exclude_from_layer_adaptation: regexes on `variable.path`.
+        name: default None, a name unique in the session ("lars", "lars_1", ...).
     """
 
     _default_name = "lars"

@@ -31,6 +31,7 @@ class RAdam(Optimizer):
     Args:
         learning_rate, beta_1, beta_2, epsilon: as Adam.
         weight_decay: decoupled decay lam >= 0.
+        name: default None, a name unique in the session ("radam", "radam_1", ...).
     """
 
     _default_name = "radam"

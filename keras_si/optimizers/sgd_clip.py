@@ -134,10 +134,12 @@ class SGDClip(Optimizer):
         return not self.momentum
 
     def _check_weights_not_all_zero(self, variables):
-        self._zero_norm_checked = True
         if self.clip_factor is None:
+            self._zero_norm_checked = True
             return
         x_norm = concrete_scalar(lambda: _norms.global_norm(variables))
+        # Marked done only once passed: a second `fit` on the same zeros raises again.
+        self._zero_norm_checked = x_norm != 0.0
         if x_norm == 0.0:
             raise ValueError(
                 f"SGDClip {self.name!r}: the {len(variables)} variable(s) it updates are all "

@@ -29,6 +29,7 @@ class SGDP(Optimizer):
     Args:
         learning_rate, momentum (in [0, 1)), nesterov, weight_decay (>= 0),
         delta (> 0, default 0.1), wd_ratio (in [0, 1], default 0.1), epsilon (> 0).
+        name: default None, a name unique in the session ("sgdp", "sgdp_1", ...).
     """
 
     _default_name = "sgdp"
