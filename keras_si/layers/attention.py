@@ -89,6 +89,10 @@ class SIMultiHeadAttention(keras.layers.Layer):
         self.key_kernel = kernel("key_kernel", (key_shape[-1], self.num_heads, self.key_dim))
         self.value_kernel = kernel("value_kernel", (value_shape[-1], self.num_heads, self.value_dim))
         self.output_kernel = kernel("output_kernel", (self.num_heads, self.value_dim, out))
+        # Per-unit statistics (AGC, SGDP/AdamP's channel view): a unit of a projection is one (head, dimension)
+        # output; `keras_si.optimizers.unit_axes` reads this attribute.
+        for projection in (self.query_kernel, self.key_kernel, self.value_kernel):
+            projection.unit_axes = (1, 2)
         self.built = True
 
     def call(self, query, value=None, key=None, attention_mask=None, query_mask=None, value_mask=None,

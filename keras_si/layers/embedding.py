@@ -79,6 +79,7 @@ class SIEmbeddings(keras.layers.Layer):
             name="position_embedding", shape=(self.max_positions, self.hidden_dim),
             initializer=self.embedding_initializer,
         )
+        self.position_embeddings.unit_axes = (0,)  # a row per position, as Keras's Embedding (per-unit statistics)
         shape = tuple(token_ids_shape) + (self.hidden_dim,)
         self._norm.build(shape)
         self._projection.build(shape)

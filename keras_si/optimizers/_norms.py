@@ -68,6 +68,8 @@ import re
 import keras
 from keras import ops
 
+from keras_si._backend_utils import in_xla_context
+
 # Tensors smaller than this are reduced directly: folding them buys nothing.
 _FOLD_MIN_SIZE = 1 << 16
 # Number of contiguous slices summed elementwise before the serial reduction.
@@ -76,15 +78,6 @@ _FOLD_WAYS = 64
 # already make the serial part small; measured on a 30522 x 768 table: plain
 # 62 ms, 8 slices 7.4 ms, 64 slices 12.3 ms and 4.5x the compile time.
 _UNIT_FOLD_WAYS = 8
-
-
-def _in_xla_context():
-    """True while tracing a function that TensorFlow compiles with XLA."""
-    import tensorflow as tf
-    from tensorflow.python.ops import control_flow_util
-
-    graph = tf.compat.v1.get_default_graph()
-    return control_flow_util.GraphOrParentsInXlaContext(graph)
 
 
 def _runs_on_cpu():
@@ -133,7 +126,7 @@ def _use_fold():
     sum of squares 5.0 ms plain against 18.0 ms folded, per-unit sums of a
     product 9.2 ms against 58.8 ms.
     """
-    return keras.backend.backend() == "tensorflow" and _in_xla_context() and _runs_on_cpu()
+    return keras.backend.backend() == "tensorflow" and in_xla_context() and _runs_on_cpu()
 
 
 def sum_of_squares(x):
@@ -150,7 +143,7 @@ def sum_of_squares(x):
         if isinstance(x, tf.IndexedSlices):
             x = x.values
         x = tf.cast(x, tf.float32) if x.dtype != tf.float64 else x
-        if _in_xla_context():
+        if in_xla_context():
             s = _folded_sum_of_squares(x) if _runs_on_cpu() else tf.reduce_sum(tf.square(x))
         else:
             s = 2.0 * tf.nn.l2_loss(x)

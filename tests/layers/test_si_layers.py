@@ -133,3 +133,16 @@ def test_get_config_round_trip(layer):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     assert keras.saving.get_registered_name(type(layer)).startswith("keras_si>")
+
+
+def test_si_layers_state_their_per_unit_axes():
+    """AGC and SGDP/AdamP's channel view take one (head, dimension) output of a projection, one row of a table."""
+    import keras_si
+
+    attention = keras_si.layers.SIMultiHeadAttention(num_heads=2, key_dim=4)
+    attention(np.zeros((1, 3, 8), "float32"))
+    assert keras_si.optimizers.unit_axes(attention.query_kernel) == (1, 2)
+    assert keras_si.optimizers.unit_axes(attention.output_kernel) == (2,)
+    embeddings = keras_si.layers.SIEmbeddings(vocab_size=10, hidden_dim=8, max_positions=6)
+    embeddings(np.zeros((1, 3), "int32"))
+    assert keras_si.optimizers.unit_axes(embeddings.position_embeddings) == (0,)
