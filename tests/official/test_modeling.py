@@ -193,3 +193,16 @@ def test_low_precision_forward(policy, model_type):
     # bfloat16 keeps 8 bits of mantissa (~4e-3 relative per op).
     tol = 5e-2 if policy == "mixed_bfloat16" else 1e-2
     assert np.abs(got - want).max() <= tol * np.abs(want).max()
+
+
+def test_sibert_encoder_given_its_own_policy_passes_it_to_every_layer():
+    """An encoder built with dtype="mixed_bfloat16" (global policy float32) computes every sublayer in bfloat16."""
+    from official.nlp import modeling
+
+    config = modeling.get_config("tiny", vocab_size=50, max_position_embeddings=16)
+    encoder = modeling.SIBertEncoder(config, dtype="mixed_bfloat16")
+    ids = np.ones((2, 8), "int32")
+    encoder({"input_word_ids": ids, "input_mask": ids, "input_type_ids": np.zeros_like(ids)})
+    for layer in [encoder.embeddings] + encoder.blocks:
+        assert layer.dtype_policy.name == "mixed_bfloat16", layer.name
+        assert all(v.dtype == "float32" for v in layer.weights if "float" in str(v.dtype))

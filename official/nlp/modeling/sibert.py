@@ -29,12 +29,12 @@ class SIBertEncoder(ConfiguredEncoder):
         init = keras.initializers.TruncatedNormal(stddev=c.initializer_std)
         self.embeddings = si_layers.SIEmbeddings(
             c.vocab_size, c.hidden_size, c.max_position_embeddings, c.type_vocab_size, dropout=c.dropout,
-            embedding_initializer=init, kernel_initializer=init, name="embeddings",
+            embedding_initializer=init, kernel_initializer=init, name="embeddings", dtype=self.dtype_policy,
         )
         self.blocks = [
             si_layers.SIEncoderBlock(c.num_heads, c.intermediate_size, dropout=c.dropout,
                                      attention_dropout=c.attention_dropout, kernel_initializer=init,
-                                     name=f"layer_{i}")
+                                     name=f"layer_{i}", dtype=self.dtype_policy)
             for i in range(c.num_layers)
         ]
         self.final_norm = si_layers.scale_free_norm("final_norm")
