@@ -200,7 +200,8 @@ def test_unit_sum_matches_float64_under_xla_and_eager(shape):
     """Per-output-unit sums (AGC, SGDP/AdamP); the two large shapes take the folded path under XLA:CPU."""
     rng = np.random.RandomState(0)
     a, b = rng.randn(*shape).astype("float32"), rng.randn(*shape).astype("float32")
-    axes = tuple(range(len(shape) - 1))
+    # Units: the last axis of a kernel; a vector is one unit as a whole (_norms._default_axes).
+    axes = tuple(range(len(shape) - 1)) if len(shape) > 1 else None
     want = np.sum(a.astype(np.float64) * b, axis=axes, keepdims=True)
     def dot(x, y):
         return _norms.unit_sum(tf.multiply, x, y)
