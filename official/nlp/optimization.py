@@ -34,24 +34,44 @@ def sibert_optimizer(model, train_steps, learning_rate=8e-4, weight_decay=1e-2, 
     boundaries = [int(f * train_steps) for f in decay_at]
     values = [learning_rate * 0.1**i for i in range(len(boundaries) + 1)]
     si_lr = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else learning_rate
-
-    head_lr = keras_si.schedules.LinearWarmup(
-        keras.optimizers.schedules.PolynomialDecay(head_learning_rate, max(train_steps, 1), 0.0),
-        warmup_steps=min(head_warmup_steps, train_steps),
-    )
-
     encoder = keras_si.SGDClip(si_lr, weight_decay=weight_decay, clip_factor=clip_factor, name="encoder_sgdclip")
-    lamb = keras.optimizers.Lamb(head_lr, name="head_lamb")
-    adam = keras.optimizers.Adam(head_lr, beta_1=lamb.beta_1, beta_2=lamb.beta_2, epsilon=lamb.epsilon,
-                                 name="head_adam")
     si, rest = keras_si.scale_invariant_variables(model)
     if not si:
         raise ValueError(f"Model {model.name!r} has no variables in a layer marked as scale invariant.")
+    lamb, adam = _head_optimizers(train_steps, head_learning_rate, head_warmup_steps)
     vectors = [v for v in rest if len(v.shape) <= 1]
     routes = {_exact_paths(si): encoder}
     if vectors:
         routes[_exact_paths(vectors)] = adam
     return keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(lamb, routes))
+
+
+def heads_optimizer(model, train_steps, head_learning_rate=8e-4, head_warmup_steps=10000):
+    """The heads' part of `sibert_optimizer` alone, for every trainable variable of `model`.
+
+    For a model whose encoder is frozen (`model.encoder.trainable = False`): the
+    heads-only control of examples/reproduce_paper.py, which tells an encoder
+    that learns from one that is merely frozen at its initialisation.
+
+    Returns:
+        A `keras.optimizers.MultiOptimizer`: Lamb on matrices, Adam on vectors.
+    """
+    lamb, adam = _head_optimizers(train_steps, head_learning_rate, head_warmup_steps)
+    vectors = [v for v in model.trainable_variables if len(v.shape) <= 1]
+    routes = {_exact_paths(vectors): adam} if vectors else {}
+    return keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(lamb, routes))
+
+
+def _head_optimizers(train_steps, head_learning_rate, head_warmup_steps):
+    """(Lamb, Adam with Lamb's betas and epsilon), both warming up linearly then decaying linearly to 0."""
+    head_lr = keras_si.schedules.LinearWarmup(
+        keras.optimizers.schedules.PolynomialDecay(head_learning_rate, max(train_steps, 1), 0.0),
+        warmup_steps=min(head_warmup_steps, train_steps),
+    )
+    lamb = keras.optimizers.Lamb(head_lr, name="head_lamb")
+    adam = keras.optimizers.Adam(head_lr, beta_1=lamb.beta_1, beta_2=lamb.beta_2, epsilon=lamb.epsilon,
+                                 name="head_adam")
+    return lamb, adam
 
 
 def _exact_paths(variables):

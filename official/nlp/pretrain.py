@@ -53,6 +53,7 @@ flags.DEFINE_integer("train_steps", 1000, "Optimizer steps in total.")
 flags.DEFINE_integer("steps_per_epoch", 100, "Steps between checkpoints (and epoch ends on the progress bar).")
 flags.DEFINE_integer("steps_per_execution", 1, "Steps per tf.function call.")
 flags.DEFINE_integer("max_checkpoints", 3, "Checkpoints kept.")
+flags.DEFINE_integer("summary_steps", None, "Steps between TensorBoard summaries (default: --steps_per_epoch).")
 flags.DEFINE_float("learning_rate", None, "Encoder learning rate (default: 8e-4 SIBERT/SGDClip, 1e-4 BERT/AdamW).")
 flags.DEFINE_float("head_learning_rate", 8e-4, "SIBERT heads' Lamb learning rate.")
 flags.DEFINE_integer("warmup_steps", 10000, "Linear warm-up steps (SIBERT heads; BERT).")
@@ -246,20 +247,40 @@ def compile_model(model, f):
     return model
 
 
-def heldout_metrics(model, dataset, frequent=10):
+def unigram_distribution(documents, vocab):
+    """Token frequencies of the training text, add-one smoothed: the context-free model a learner must beat.
+
+    Returns:
+        A float64 array [vocab size] of probabilities (every token > 0).
+    """
+    import numpy as np
+
+    from official.nlp.data import instances
+
+    tokenized = instances.tokenize_documents(documents, vocab.tokenizer(), len(vocab))
+    counts = np.zeros(len(vocab), np.float64)
+    for doc in tokenized:
+        for sentence in doc:
+            counts += np.bincount(sentence, minlength=len(vocab))
+    return (counts + 1.0) / (counts.sum() + len(vocab))
+
+
+def heldout_metrics(model, dataset, unigram=None, frequent=10):
     """Held-out masked-LM (and next-sentence) metrics, computed from the logits in float64.
 
     Averages are over every real masked position of every batch (and every
     sequence for NSP), not means of per-batch means. Also reported, to read the
-    numbers against: the best context-free prediction on these very targets
-    (always predicting their own frequencies: loss = their entropy, accuracy =
-    the share of the most frequent one), and the accuracy on targets outside the
-    `frequent` most frequent ones, which only context can get right.
+    numbers against: the context-free baseline, always predicting `unigram`
+    (the training text's token frequencies, `unigram_distribution`) or, when it
+    is None, the held-out targets' own frequencies (an optimistic baseline: it
+    knows the held-out distribution); and the accuracy on targets outside the
+    `frequent` most frequent held-out targets, which only context can get right.
 
     Returns:
         A dict of Python floats: mlm_loss (nats), mlm_accuracy, nsp_loss,
         nsp_accuracy (absent without an NSP head), unigram_loss,
-        unigram_accuracy, rare_accuracy, and positions (the count).
+        unigram_accuracy, unigram_source ("training text" or "held-out
+        targets"), rare_accuracy, and positions (the count).
     """
     import numpy as np
 
@@ -285,11 +306,17 @@ def heldout_metrics(model, dataset, frequent=10):
     if not len(targets):
         raise ValueError("The held-out data has no masked position to evaluate.")
     ids, counts = np.unique(targets, return_counts=True)
-    p = counts / counts.sum()
     common = ids[np.argsort(-counts, kind="stable")[:frequent]]
     rare = ~np.isin(targets, common)
-    results = {"mlm_loss": float(nll.mean()), "mlm_accuracy": float(hits.mean()),
-               "unigram_loss": float(-(p * np.log(p)).sum()), "unigram_accuracy": float(p.max()),
+    if unigram is None:
+        p = counts / counts.sum()
+        baseline = dict(unigram_loss=float(-(p * np.log(p)).sum()), unigram_accuracy=float(p.max()),
+                        unigram_source="held-out targets")
+    else:
+        baseline = dict(unigram_loss=float(-np.log(unigram[targets]).mean()),
+                        unigram_accuracy=float(np.mean(targets == np.argmax(unigram))),
+                        unigram_source="training text")
+    results = {"mlm_loss": float(nll.mean()), "mlm_accuracy": float(hits.mean()), **baseline,
                "rare_accuracy": float(hits[rare].mean()) if rare.any() else float("nan"),
                "positions": int(len(targets))}
     if sequences:
@@ -300,7 +327,8 @@ def heldout_metrics(model, dataset, frequent=10):
 def format_heldout(m):
     """One line for the log: the held-out metrics beside the context-free baseline."""
     line = (f"MLM loss {m['mlm_loss']:.3f}, accuracy {m['mlm_accuracy']:.2%} "
-            f"(context-free baseline: loss {m['unigram_loss']:.3f}, accuracy {m['unigram_accuracy']:.2%}); "
+            f"(context-free, the {m['unigram_source']}' frequencies: loss {m['unigram_loss']:.3f}, "
+            f"accuracy {m['unigram_accuracy']:.2%}); "
             f"accuracy outside the 10 most frequent targets {m['rare_accuracy']:.2%}")
     if "nsp_accuracy" in m:
         line += f"; NSP loss {m['nsp_loss']:.3f}, accuracy {m['nsp_accuracy']:.2%}"
@@ -363,38 +391,49 @@ def run(f, strategy=None):
         initial_step = manager.restore_latest()
         if not chief:
             manager = checkpointing.CheckpointManager(model, write_dir, max_to_keep=1)
-    if initial_step % f.steps_per_epoch:
+    if initial_step % f.steps_per_execution:
         raise ValueError(f"The latest checkpoint in {f.model_dir} is at step {initial_step}, not a multiple of "
-                         f"--steps_per_epoch={f.steps_per_epoch}: resume with the flags it was written with.")
+                         f"--steps_per_execution={f.steps_per_execution}: resume with the flags it was written with.")
     if initial_step:
         print(f"Resuming from {manager.latest} (step {initial_step}).")
 
     # Global batches: Keras's fit distributes them over the strategy's replicas (auto-sharding by file
     # for TFRecords, by element otherwise). The same batches as an uninterrupted run: skip those already
     # trained on.
-    train_data = make_dataset(f, strategy, vocab)(None).skip(initial_step)
+    train_data = make_dataset(f, strategy, vocab)(None)
 
     eval_data = eval_dataset(f, vocab) if f.eval_text_files else None
+    unigram = None
+    if eval_data is not None and f.text_files:
+        from official.nlp.data import pretrain_dataloader as loader
+
+        unigram = unigram_distribution(loader.load_documents(f.text_files), vocab)
     before = None
     if eval_data is not None and initial_step == 0:
-        before = heldout_metrics(model, eval_data)
+        before = heldout_metrics(model, eval_data, unigram)
         print(f"Held-out before training: {format_heldout(before)}")
 
     callbacks = [optimization.LearningRateLogger(), checkpointing.CheckpointCallback(manager)]
     if f.model == "sibert":
         callbacks.insert(0, keras_si.SGDClipMonitor())
-    callbacks.append(keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"), update_freq=f.steps_per_epoch))
-    epochs = math.ceil(f.train_steps / f.steps_per_epoch)
+    callbacks.append(keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"),
+                                                 update_freq=f.summary_steps or f.steps_per_epoch))
     start = time.time()
-    history = model.fit(train_data, epochs=epochs, initial_epoch=initial_step // f.steps_per_epoch,
-                        steps_per_epoch=f.steps_per_epoch, callbacks=callbacks, verbose=f.verbose)
+    from official.common.preemption import StopOnSignal
+
+    with StopOnSignal(manager) as stop:
+        logs = fit(model, train_data, initial_step, f, callbacks + [stop])
     elapsed = time.time() - start
-    trained = (epochs - initial_step // f.steps_per_epoch) * f.steps_per_epoch
+    trained = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) - initial_step
     summary = {"steps": trained, "seconds": elapsed,
-               "sequences_per_second": trained * f.global_batch_size / max(elapsed, 1e-9),
-               "final": {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}}
+               "sequences_per_second": trained * f.global_batch_size / max(elapsed, 1e-9), "final": logs}
+    if stop.signal_name:
+        summary["stopped"] = {"signal": stop.signal_name, "step": stop.step}
+        print(f"\nStopped at step {stop.step} ({stop.signal_name}); the checkpoint is written: run the same command "
+              "to resume.", flush=True)
+        return model, summary
     if eval_data is not None:
-        after = heldout_metrics(model, eval_data)
+        after = heldout_metrics(model, eval_data, unigram)
         summary["heldout"] = {"before": before, "after": after}
         print(f"Held-out after training: {format_heldout(after)}")
     if not chief:
@@ -412,11 +451,47 @@ def run(f, strategy=None):
     return model, summary
 
 
+def fit(model, data, initial_step, f, callbacks):
+    """Trains from `initial_step` to the end of the epoch holding `--train_steps`; returns the last logs.
+
+    An epoch is `--steps_per_epoch` steps (a checkpoint at its end). A run
+    stopped mid-epoch (SIGTERM, Ctrl-C) resumes with a first, shorter epoch up
+    to the next boundary, then whole epochs: the same batches, in the same
+    order, as an uninterrupted run (`data` is the whole stream; the batches
+    already trained on are skipped).
+    """
+    epochs = math.ceil(f.train_steps / f.steps_per_epoch)
+    epoch, into = divmod(initial_step, f.steps_per_epoch)
+    logs = {}
+    if into:
+        partial = f.steps_per_epoch - into
+        history = model.fit(data.skip(initial_step), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=partial,
+                            callbacks=callbacks, verbose=f.verbose)
+        logs = {k: float(v[-1]) for k, v in history.history.items()}
+        initial_step, epoch = initial_step + partial, epoch + 1
+        if model.stop_training:
+            return logs
+    if epoch < epochs:
+        history = model.fit(data.skip(initial_step), initial_epoch=epoch, epochs=epochs,
+                            steps_per_epoch=f.steps_per_epoch, callbacks=callbacks, verbose=f.verbose)
+        if history.history:
+            logs = {k: float(v[-1]) for k, v in history.history.items()}
+    return logs
+
+
 def main(argv):
     del argv
+    import signal
+    import sys
+
     from official.common.cli import run_reporting_input_errors
 
-    run_reporting_input_errors(run, FLAGS)
+    try:
+        _, summary = run_reporting_input_errors(run, FLAGS)
+    except KeyboardInterrupt:  # before training started (or after it ended): no step to lose
+        sys.exit("\nInterrupted outside training; nothing to save.")
+    if summary.get("stopped"):
+        sys.exit(128 + signal.Signals[summary["stopped"]["signal"]].value)  # the shell's convention
 
 
 if __name__ == "__main__":

@@ -145,29 +145,62 @@ def test_export_top_k_are_the_most_likely_tokens(trained):
         export.PretrainerServing(trained[0], os.path.join(CORPUS, "vocab.txt"), 32, 5, top_k=0)
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    common = [sys.executable, "-m", "official.nlp.pretrain", "--model=sibert", "--config=tiny",
-              f"--text_files={CORPUS}/heldout.txt", "--global_batch_size=4", "--max_seq_length=32",
-              "--max_predictions_per_seq=5", "--train_steps=12", "--steps_per_epoch=2", "--warmup_steps=2",
-              "--learning_rate=0.5", "--deterministic", "--export=false", "--verbose=0", "--seed=3"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
-    subprocess.run(common + [f"--model_dir={full}"], cwd=ROOT, env=env, check=True, capture_output=True)
+RESUME_COMMAND = [sys.executable, "-m", "official.nlp.pretrain", "--model=sibert", "--config=tiny",
+                  f"--text_files={CORPUS}/heldout.txt", "--global_batch_size=4", "--max_seq_length=32",
+                  "--max_predictions_per_seq=5", "--train_steps=12", "--warmup_steps=2", "--learning_rate=0.5",
+                  "--deterministic", "--export=false", "--verbose=0", "--seed=3"]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
-    proc = subprocess.Popen(common + [f"--model_dir={killed}"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    full = str(tmp_path_factory.mktemp("full"))
+    subprocess.run(RESUME_COMMAND + ["--steps_per_epoch=2", f"--model_dir={full}"], cwd=ROOT, env=ENV, check=True,
+                   capture_output=True)
+    return full
+
+
+def _start_and_wait_for(model_dir, checkpoint, steps_per_epoch):
+    proc = subprocess.Popen(RESUME_COMMAND + [f"--steps_per_epoch={steps_per_epoch}", f"--model_dir={model_dir}"],
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while not os.path.exists(os.path.join(killed, "ckpt-4.index")) and time.time() < deadline:
+    while not os.path.exists(os.path.join(model_dir, f"{checkpoint}.index")) and time.time() < deadline:
         if proc.poll() is not None:
             break
         time.sleep(0.05)
+    return proc
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted):
+    killed = str(tmp_path / "killed")
+    proc = _start_and_wait_for(killed, "ckpt-4", 2)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     latest = tf.train.latest_checkpoint(killed)
     assert latest is not None and not latest.endswith("ckpt-12"), "the run was not interrupted mid-way"
-    subprocess.run(common + [f"--model_dir={killed}"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(RESUME_COMMAND + ["--steps_per_epoch=2", f"--model_dir={killed}"], cwd=ROOT, env=ENV, check=True,
+                   capture_output=True)
+    tu.assert_checkpoints_close(killed + "/ckpt-12", uninterrupted + "/ckpt-12", rtol=1e-6, atol=1e-7)
 
-    tu.assert_checkpoints_close(killed + "/ckpt-12", full + "/ckpt-12", rtol=1e-6, atol=1e-7)
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_checkpoints_the_step_reached_and_a_rerun_resumes_exactly(tmp_path, uninterrupted, sig):
+    """Preemption (SIGTERM) or Ctrl-C mid-epoch: one line, a checkpoint at that step, the shell's exit code."""
+    stopped = str(tmp_path / "stopped")
+    proc = _start_and_wait_for(stopped, "ckpt-6", 6)  # epochs of 6 steps: the signal lands mid-epoch
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + sig.value, err
+    step = int(tf.train.latest_checkpoint(stopped).rsplit("-", 1)[1])
+    assert 6 < step < 12, (step, out)
+    assert out.strip().splitlines()[-1] == (f"Stopped at step {step} ({sig.name}); the checkpoint is written: run the "
+                                            "same command to resume.")
+    assert "Traceback" not in err
+    again = subprocess.run(RESUME_COMMAND + ["--steps_per_epoch=6", f"--model_dir={stopped}"], cwd=ROOT, env=ENV,
+                           check=True, capture_output=True, text=True)
+    assert f"Resuming from {stopped}/ckpt-{step} (step {step})" in again.stdout
+    tu.assert_checkpoints_close(stopped + "/ckpt-12", uninterrupted + "/ckpt-12", rtol=1e-6, atol=1e-7,
+                                ignore=("save_counter",))
 
 
 def test_heldout_metrics_equal_an_independent_computation_from_the_logits(trained, capsys):
@@ -203,6 +236,19 @@ def test_heldout_metrics_equal_an_independent_computation_from_the_logits(traine
     counts = np.unique(targets, return_counts=True)[1] / len(targets)
     assert m["unigram_loss"] == pytest.approx(-(counts * np.log(counts)).sum(), rel=1e-12)
     assert m["unigram_accuracy"] == pytest.approx(counts.max(), rel=1e-12)
+    # With the training text's frequencies: its cross-entropy on the held-out targets, counted independently.
+    from official.nlp.data import pretrain_dataloader as loader
+
+    vocab = Vocab(f.vocab_file)
+    unigram = pretrain.unigram_distribution(loader.load_documents(f.text_files), vocab)
+    tokenizer = vocab.tokenizer()
+    text = [s for d in loader.load_documents(f.text_files) for s in d]
+    ids = np.concatenate([np.asarray(t) for t in tokenizer.tokenize(text).merge_dims(-2, -1).to_list()])
+    freq = (np.bincount(ids, minlength=len(vocab)) + 1.0) / (len(ids) + len(vocab))
+    np.testing.assert_allclose(unigram, freq, rtol=1e-12)
+    with_train = pretrain.heldout_metrics(model, data, unigram)
+    assert with_train["unigram_source"] == "training text" and with_train["mlm_loss"] == m["mlm_loss"]
+    assert with_train["unigram_loss"] == pytest.approx(-np.mean(np.log(freq[np.asarray(targets)])), rel=1e-12)
     # The line the driver prints carries the same numbers.
     print(pretrain.format_heldout(m))
     line = capsys.readouterr().out
