@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/dropout_cost.py                                        # the CPU size, TF + XLA
 
 Trains BERT (AdamW) as `pretrain_throughput.py` does, three times:
-`keras` swaps `keras_si.layers.Dropout.call` back to `keras.layers.Dropout.call`
+`keras` swaps `keras_si.layers.HashedDropout.call` back to `keras.layers.Dropout.call`
 (Keras's own mask: ThreeFry keys on JAX, `stateless_dropout` on TensorFlow),
 `keras_si` is the model as shipped, `none` sets both dropout rates to 0 (the
 floor; on JAX, Keras's attention then also switches to cuDNN flash attention).
@@ -34,10 +34,10 @@ def main():
     parser.add_argument("--trace", default=None, help="JAX: write a profiler trace per variant under this folder")
     args = parser.parse_args()
     config, fps = pt.setup(args)
-    shipped = dropout_module.Dropout.call
+    shipped = dropout_module.HashedDropout.call
     rates = {}
     for variant in args.variants.split(","):
-        dropout_module.Dropout.call = keras.layers.Dropout.call if variant == "keras" else shipped
+        dropout_module.HashedDropout.call = keras.layers.Dropout.call if variant == "keras" else shipped
         cfg = dataclasses.replace(config, dropout=0.0, attention_dropout=0.0) if variant == "none" else config
         trace = os.path.join(args.trace, variant) if args.trace else None
         rates[variant] = rate = pt.train_rate("bert", cfg, args, trace_dir=trace)
@@ -47,7 +47,7 @@ def main():
         if "keras" in rates:
             line += f"  {rate / rates['keras']:.3f}x Keras's dropout"
         print(line, flush=True)
-    dropout_module.Dropout.call = shipped
+    dropout_module.HashedDropout.call = shipped
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import re
 import keras
 import numpy as np
 
-from keras_si.layers.base import is_marked_scale_invariant
+from keras_si.layers.markers import is_marked_scale_invariant
 
 
 def _all_layers(model):

@@ -8,7 +8,7 @@ SGDClip and the toolbox optimizers (LARS, RAdam, AGC, SGDP/AdamP with the
 projection on and off) against their float64 references inside
 `jax.jit(stateless_apply)` (how the JAX trainer runs optimizers), SGDClip's
 exclusion by `variable.path`, a
-`model.fit` with the monitor, `keras_si.layers.Dropout`'s JAX path (the
+`model.fit` with the monitor, `keras_si.layers.HashedDropout`'s JAX path (the
 hashed mask: statistics, rescaling, seeding, equal to the backend-neutral
 `hash_keep_mask`), and a `model.fit` of the BERT and SIBERT pretrainers with
 their optimizers (the JAX trainer calls `train_step(state, data)`), and
@@ -113,7 +113,7 @@ def check_fit():
 
 def check_dropout():
     rate, x = 0.1, jax.numpy.ones((256, 1024))
-    layer = keras_si.layers.Dropout(rate, seed=3)
+    layer = keras_si.layers.HashedDropout(rate, seed=3)
     seed_before = layer.seed_generator.state.value
     # Compiled (how the trainer runs it: stateless, the seed state in and out) and eager give the same mask.
     jitted, _ = jax.jit(lambda s, t: layer.stateless_call([], [s], t, training=True))(seed_before, x)
@@ -195,6 +195,6 @@ if __name__ == "__main__":
     check_pretrainer_fit()
     check_sam()
     print("jax backend: SGDClip, LARS, RAdam, AGC, SGDP, AdamP and SAM/ASAM match their float64 references; "
-          "fit + monitor ok; Dropout ok; "
+          "fit + monitor ok; HashedDropout ok; "
           "BERT/SIBERT fit ok; "
           "devices:", jax.devices())

@@ -1,4 +1,4 @@
-"""`keras.layers.Dropout` with a mask generator that XLA compiles well on every device."""
+"""`HashedDropout`: Keras's Dropout with a mask generator that XLA compiles well on every device."""
 
 import math
 
@@ -28,12 +28,33 @@ def hash_keep_mask(shape, seed, rate):
     A counter-based generator, like Philox or ThreeFry, with a cheaper round
     function: entry `i` (its row-major index) is kept iff
     `mix(mix(i + k1) ^ k2) >= round(rate * 2**32)`, where `mix` is lowbias32
-    and `(k1, k2)` are the two words of `seed` (low 32 bits of each) hashed
-    together. The drop probability is `rate` to within 2**-33. Everything is
-    elementwise over an iota, so XLA fuses the mask into the op that consumes
-    it instead of writing it out (see `Dropout`). `shape` may hold tensors
-    (dynamic dimensions, TensorFlow); indices wrap at 2**32 entries, so
-    `Dropout` uses it only below that.
+    (C. Wellons, "Prospecting for hash functions", 2018) and `(k1, k2)` are
+    the two words of `seed` (low 32 bits of each) hashed together. The drop
+    probability is `rate` to within 2**-33. Everything is elementwise over an
+    iota, so XLA fuses the mask into the op that consumes it instead of
+    writing it out (see `HashedDropout`). Indices wrap at 2**32 entries, so
+    `HashedDropout` uses it only below that.
+
+    Args:
+        shape: the mask's shape, a tuple of ints; under TensorFlow it may hold
+            scalar int tensors (dynamic dimensions).
+        seed: two integers (a `[2]` tensor or sequence, any integer dtype;
+            e.g. what `keras.random.SeedGenerator.next()` returns). The same
+            seed gives the same mask.
+        rate: the drop probability, in [0, 1].
+
+    Returns:
+        A bool tensor of `shape`: True where the entry is kept.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_si.layers.dropout import hash_keep_mask
+    >>> keep = np.asarray(hash_keep_mask((256, 256), np.array([1, 2]), 0.25))
+    >>> keep.dtype, bool(abs(keep.mean() - 0.75) < 0.01)  # 65,536 draws: 0.01 is 6 standard deviations
+    (dtype('bool'), True)
+    >>> bool((np.asarray(hash_keep_mask((256, 256), np.array([1, 2]), 0.25)) == keep).all())
+    True
     """
     seed = ops.cast(seed, "uint32")
     k1 = _mix32(ops.bitwise_xor(seed[0], ops.cast(_GOLDEN, "uint32")))
@@ -50,10 +71,11 @@ def hash_keep_mask(shape, seed, rate):
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
-class Dropout(keras.layers.Dropout):
-    """A drop-in `keras.layers.Dropout` (same arguments, same state, same rescaling).
+class HashedDropout(keras.layers.Dropout):
+    """Keras's `Dropout` (same arguments, state and rescaling) drawing its mask from an integer hash.
 
-    Why: the generator behind Keras's dropout mask is, in two common
+    Named for what differs from `keras.layers.Dropout`: the generator of the
+    mask. The generator behind Keras's dropout mask is, in two common
     settings, the most expensive elementwise op of a transformer step.
 
     - TensorFlow backend under XLA: Keras draws the mask with
@@ -76,6 +98,39 @@ class Dropout(keras.layers.Dropout):
     advances the layer's seed. Without XLA on TensorFlow (where Keras's
     kernels are fast), on other backends, with `noise_shape` and for
     tensors of 2**32 entries or more it is Keras's Dropout unchanged.
+
+    Args:
+        rate: the fraction of entries dropped, in [0, 1].
+        noise_shape: as `keras.layers.Dropout` (default None); when given,
+            Keras's own generator draws the mask.
+        seed: an int seeding the layer's `SeedGenerator` (default None: a
+            random seed).
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Raises:
+        ValueError: from Keras, if `rate` is outside [0, 1].
+
+    Call args:
+        inputs: a tensor of any shape and floating dtype.
+        training: bool (default False): drop only when True.
+
+    Returns:
+        A tensor of the inputs' shape and dtype: when training, each entry
+        zeroed with probability `rate` and the others divided by
+        `1 - rate`; otherwise the inputs.
+
+    Example:
+
+    >>> import numpy as np, tensorflow as tf
+    >>> from keras_si.layers import HashedDropout
+    >>> layer = HashedDropout(0.5, seed=1)
+    >>> x = np.ones((64, 64), "float32")
+    >>> bool((np.asarray(layer(x)) == x).all())  # not training: the inputs
+    True
+    >>> step = tf.function(lambda x: layer(x, training=True), jit_compile=True)  # the hashed mask
+    >>> y = np.asarray(step(x))
+    >>> sorted(set(y.ravel().tolist())), bool(abs((y == 0).mean() - 0.5) < 0.03)  # 0.03: 4 standard deviations
+    ([0.0, 2.0], True)
     """
 
     def call(self, inputs, training=False):

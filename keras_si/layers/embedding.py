@@ -3,9 +3,10 @@
 import keras
 from keras import ops
 
-from keras_si.layers.base import check_non_negative, check_positive_int, check_rate, mark_scale_invariant
-from keras_si.layers.dropout import Dropout
-from keras_si.layers.normalization import SI_EPSILON, affine_norm
+from keras_si.layers._checks import check_non_negative, check_positive_int, check_rate
+from keras_si.layers.dropout import HashedDropout
+from keras_si.layers.markers import mark_scale_invariant
+from keras_si.layers.normalization import SI_EPSILON, layer_normalization_with_affine
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
@@ -26,58 +27,93 @@ class SIEmbeddings(keras.layers.Layer):
     degree 1 to degree 2.
 
     Args:
-        vocab_size, hidden_dim: sizes, >= 1.
-        max_positions: the longest sequence, >= 1 (default 512).
+        vocab_size: number of token ids, >= 1.
+        hidden_dim: the embedding and output width, >= 1.
+        max_sequence_length: the longest sequence, >= 1: the number of rows
+            of the position table (default 512).
         type_vocab_size: number of segment types, >= 1 (default 2).
         dropout: dropout after the LayerNorm, in [0, 1) (default 0).
-        embedding_initializer, kernel_initializer: initialisers (default
-            "glorot_uniform").
-        epsilon: the LayerNorm's epsilon, >= 0 (default `SI_EPSILON`).
+        embeddings_initializer: for the token, position and segment tables
+            (default "glorot_uniform").
+        kernel_initializer: for the projection (default "glorot_uniform").
+        layer_norm_epsilon: the LayerNorm's epsilon, >= 0 (default
+            `SI_EPSILON`).
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Names: KerasHub's (`hidden_dim`, `max_sequence_length`,
+    `layer_norm_epsilon`) and Keras's (`embeddings_initializer`, as in
+    `keras.layers.Embedding`). `vocab_size` and `type_vocab_size` (KerasHub
+    says `vocabulary_size` and `num_segments`) are BERT's names, which
+    `official.nlp`'s encoder configuration and checkpoints use too.
 
     Raises:
-        ValueError: for an argument out of the ranges above.
+        ValueError: for an argument out of the ranges above; at build, if the
+            sequence length of `token_ids` exceeds `max_sequence_length`.
 
-    Call args: `token_ids` and optional `type_ids`, int `[batch, seq]`.
+    Call args:
+        token_ids: int `[batch, seq]`, in [0, vocab_size).
+        type_ids: optional int `[batch, seq]`, in [0, type_vocab_size)
+            (default None: no segment embedding is added).
+        training: bool: apply the dropout when True.
+
+    Returns:
+        `[batch, seq, hidden_dim]` in the layer's compute dtype, of degree 2
+        in the layer's weights.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_si.layers import SIEmbeddings
+    >>> embeddings = SIEmbeddings(vocab_size=30, hidden_dim=8, max_sequence_length=16)
+    >>> ids = np.array([[1, 2, 3, 4]])
+    >>> h = np.asarray(embeddings(ids))
+    >>> h.shape
+    (1, 4, 8)
+    >>> for w in embeddings.weights:  # every weight times 10: the output times 10**2
+    ...     _ = w.assign(10.0 * w)
+    >>> np.allclose(np.asarray(embeddings(ids)), 100.0 * h, rtol=1e-4, atol=1e-5)
+    True
     """
 
-    def __init__(self, vocab_size, hidden_dim, max_positions=512, type_vocab_size=2, dropout=0.0,
-                 embedding_initializer="glorot_uniform", kernel_initializer="glorot_uniform",
-                 epsilon=SI_EPSILON, **kwargs):
+    def __init__(self, vocab_size, hidden_dim, max_sequence_length=512, type_vocab_size=2, dropout=0.0,
+                 embeddings_initializer="glorot_uniform", kernel_initializer="glorot_uniform",
+                 layer_norm_epsilon=SI_EPSILON, **kwargs):
         super().__init__(**kwargs)
         vocab_size = check_positive_int("vocab_size", vocab_size)
         hidden_dim = check_positive_int("hidden_dim", hidden_dim)
-        max_positions = check_positive_int("max_positions", max_positions)
+        max_sequence_length = check_positive_int("max_sequence_length", max_sequence_length)
         type_vocab_size = check_positive_int("type_vocab_size", type_vocab_size)
         dropout = check_rate("dropout", dropout)
-        epsilon = check_non_negative("epsilon", epsilon)
+        layer_norm_epsilon = check_non_negative("layer_norm_epsilon", layer_norm_epsilon)
         self.vocab_size = vocab_size
         self.hidden_dim = hidden_dim
-        self.max_positions = max_positions
+        self.max_sequence_length = max_sequence_length
         self.type_vocab_size = type_vocab_size
         self.dropout = dropout
-        self.embedding_initializer = keras.initializers.get(embedding_initializer)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.epsilon = epsilon
-        self._token = keras.layers.Embedding(vocab_size, hidden_dim, embeddings_initializer=self.embedding_initializer,
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self._token = keras.layers.Embedding(vocab_size, hidden_dim,
+                                             embeddings_initializer=self.embeddings_initializer,
                                              name="token_embedding", dtype=self.dtype_policy)
         self._type = keras.layers.Embedding(type_vocab_size, hidden_dim,
-                                            embeddings_initializer=self.embedding_initializer, name="type_embedding",
+                                            embeddings_initializer=self.embeddings_initializer, name="type_embedding",
                                             dtype=self.dtype_policy)
-        self._norm = affine_norm("embedding_norm", epsilon)
-        self._dropout = Dropout(dropout, dtype=self.dtype_policy)
+        self._norm = layer_normalization_with_affine("embedding_norm", layer_norm_epsilon)
+        self._dropout = HashedDropout(dropout, dtype=self.dtype_policy)
         self._projection = keras.layers.Dense(hidden_dim, use_bias=False, kernel_initializer=self.kernel_initializer,
                                               name="projection", dtype=self.dtype_policy)
         mark_scale_invariant(self)
 
     def build(self, token_ids_shape, type_ids_shape=None):
-        if token_ids_shape[1] is not None and token_ids_shape[1] > self.max_positions:
+        if token_ids_shape[1] is not None and token_ids_shape[1] > self.max_sequence_length:
             raise ValueError(f"The sequence length {token_ids_shape[1]} of `token_ids` exceeds "
-                             f"max_positions={self.max_positions}")
+                             f"max_sequence_length={self.max_sequence_length}")
         self._token.build(token_ids_shape)
         self._type.build(token_ids_shape)
         self.position_embeddings = self.add_weight(
-            name="position_embedding", shape=(self.max_positions, self.hidden_dim),
-            initializer=self.embedding_initializer,
+            name="position_embedding", shape=(self.max_sequence_length, self.hidden_dim),
+            initializer=self.embeddings_initializer,
         )
         self.position_embeddings.unit_axes = (0,)  # a row per position, as Keras's Embedding (per-unit statistics)
         shape = tuple(token_ids_shape) + (self.hidden_dim,)
@@ -99,9 +135,9 @@ class SIEmbeddings(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            vocab_size=self.vocab_size, hidden_dim=self.hidden_dim, max_positions=self.max_positions,
-            type_vocab_size=self.type_vocab_size, dropout=self.dropout, epsilon=self.epsilon,
-            embedding_initializer=keras.initializers.serialize(self.embedding_initializer),
+            vocab_size=self.vocab_size, hidden_dim=self.hidden_dim, max_sequence_length=self.max_sequence_length,
+            type_vocab_size=self.type_vocab_size, dropout=self.dropout, layer_norm_epsilon=self.layer_norm_epsilon,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config

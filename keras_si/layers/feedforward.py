@@ -2,13 +2,14 @@
 
 import keras
 
-from keras_si.layers.base import check_positive_int, check_rate, mark_scale_invariant
-from keras_si.layers.dropout import Dropout
+from keras_si.layers._checks import check_positive_int, check_rate
+from keras_si.layers.dropout import HashedDropout
+from keras_si.layers.markers import mark_scale_invariant
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
 class SIFeedForward(keras.layers.Layer):
-    """`ReLU(u W1 + b1) W2`, with no bias after `W2`.
+    """The feed-forward block `ReLU(u W1 + b1) W2`, with no bias after `W2` (Li et al., ICML 2022, Table 2).
 
     Degrees (Table 2 of Li et al.): `u` has degree 0 (it comes out of a
     LayerNorm without affine); `u W1` degree 1; `+ b1` keeps 1 (a bias may be
@@ -17,16 +18,42 @@ class SIFeedForward(keras.layers.Layer):
     ReLU rather than GELU: GELU is not homogeneous.
 
     Args:
-        intermediate_dim: width of the hidden layer, >= 1.
-        output_dim: output width (default None: the input's last dimension).
+        intermediate_dim: width of the hidden layer, >= 1 (KerasHub's word).
+        output_dim: the size of the output's last dimension, >= 1 (default
+            None: the input's last dimension). Keras's word for an output
+            width that is one int (`keras.layers.Embedding(output_dim=)`);
+            `SIMultiHeadAttention` says `output_shape` after
+            `keras.layers.MultiHeadAttention`, whose signature it mirrors.
         dropout: dropout on the hidden activations, in [0, 1) (default 0).
-        kernel_initializer: for both kernels (default "glorot_uniform").
+        kernel_initializer: for both kernels (default "glorot_uniform"); the
+            hidden bias starts at zero.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Raises:
         ValueError: for an argument out of the ranges above.
 
-    Each position is transformed on its own, so a Keras mask on the input
-    passes through unchanged (`supports_masking`).
+    Call args:
+        inputs: `[..., input_dim]`.
+        training: bool: apply the dropout when True.
+
+    Returns:
+        `[..., output_dim or input_dim]` in the layer's compute dtype. Each
+        position is transformed on its own, so a Keras mask on the input
+        passes through unchanged (`supports_masking`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_si.layers import SIFeedForward
+    >>> ffn = SIFeedForward(intermediate_dim=16, output_dim=4)
+    >>> u = np.random.default_rng(0).normal(size=(2, 3, 8)).astype("float32")
+    >>> y = np.asarray(ffn(u))
+    >>> y.shape
+    (2, 3, 4)
+    >>> for w in ffn.weights:  # (0; 2)-homogeneous: weights times 10, the output times 10**2
+    ...     _ = w.assign(10.0 * w)
+    >>> np.allclose(np.asarray(ffn(u)), 100.0 * y, rtol=1e-4, atol=1e-5)
+    True
     """
 
     def __init__(self, intermediate_dim, output_dim=None, dropout=0.0,
@@ -43,7 +70,7 @@ class SIFeedForward(keras.layers.Layer):
             intermediate_dim, activation="relu", kernel_initializer=self.kernel_initializer, name="inner",
             dtype=self.dtype_policy,
         )
-        self._dropout = Dropout(dropout, dtype=self.dtype_policy)
+        self._dropout = HashedDropout(dropout, dtype=self.dtype_policy)
         self._outer = None
         self.supports_masking = True
         mark_scale_invariant(self)

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_si.layers.base import check_non_negative
+from keras_si.layers._checks import check_non_negative
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
@@ -22,18 +22,40 @@ class WSConv2D(keras.layers.Conv2D):
     and the convolution is invariant to the scale of `W` (not of `gain`).
 
     Args:
-        filters, kernel_size, **kwargs: as `keras.layers.Conv2D` (`lora_rank`
-            included).
+        filters: number of output channels, >= 1 (as `keras.layers.Conv2D`).
+        kernel_size: an int or a pair of ints (as `keras.layers.Conv2D`).
         use_gain: learn a per-output-channel gain, initialised to 1 (default
-            True).
+            True). The name is NFNets' ("gain"); Keras's normalisation layers
+            call the same factor `scale`/`gamma`, but there it scales
+            normalised activations, here a standardised kernel.
         epsilon: added to `N * var`, >= 0 (default 1e-4, as in NFNets).
+        **kwargs: every other `keras.layers.Conv2D` argument (`strides`,
+            `padding`, `use_bias`, `lora_rank`, `name`, `dtype`, ...).
 
     Weights: `kernel`, `bias` (if `use_bias`), `gain` (if `use_gain`), all
     written to `.keras` / `.weights.h5` files and read back.
 
     Raises:
         ValueError: if `epsilon` is negative; when loading weights saved
-            without the gain into a layer with `use_gain=True`.
+            without the gain into a layer with `use_gain=True`; Keras's for
+            its own arguments.
+
+    Returns:
+        (when called) as `keras.layers.Conv2D`: `[batch, rows', cols',
+        filters]` with the default "channels_last", in the compute dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_si.layers import WSConv2D
+    >>> conv = WSConv2D(4, 3, padding="same", epsilon=0.0)  # epsilon 0: exactly invariant
+    >>> x = np.random.default_rng(0).normal(size=(1, 6, 6, 2)).astype("float32")
+    >>> y = np.asarray(conv(x))
+    >>> y.shape
+    (1, 6, 6, 4)
+    >>> _ = conv.kernel.assign(5.0 * conv.kernel)  # the kernel's scale does not matter
+    >>> np.allclose(np.asarray(conv(x)), y, rtol=1e-5, atol=1e-5)
+    True
     """
 
     def __init__(self, filters, kernel_size, use_gain=True, epsilon=1e-4, **kwargs):
@@ -89,6 +111,30 @@ class WSConv2D(keras.layers.Conv2D):
             variable.assign(store[str(i)])
 
     def standardized_kernel(self):
+        """The kernel the convolution uses: `W_hat`, standardised per output channel, times the gain.
+
+        Computed in float32 whatever the variable dtype, so the mean and
+        variance of a float16 kernel do not lose precision, then cast to the
+        compute dtype. Call it after the layer is built.
+
+        Returns:
+            A tensor of the kernel's shape, `[kh, kw, in_channels, filters]`,
+            in the layer's compute dtype: for each output channel, mean 0 and
+            variance `gain**2 * var / (N * var + epsilon)`, about
+            `gain**2 / N` (N = kh * kw * in_channels, the fan-in).
+
+        Example:
+
+        >>> import numpy as np
+        >>> from keras_si.layers import WSConv2D
+        >>> conv = WSConv2D(8, 3)
+        >>> conv.build((None, 5, 5, 4))
+        >>> w = np.asarray(conv.standardized_kernel())
+        >>> w.shape
+        (3, 3, 4, 8)
+        >>> np.allclose(w.mean(axis=(0, 1, 2)), 0.0, atol=1e-6), np.allclose(w.var(axis=(0, 1, 2)) * 36, 1.0, atol=1e-3)
+        (True, True)
+        """
         kernel = ops.cast(self.kernel, "float32")
         axes = tuple(range(len(kernel.shape) - 1))
         fan_in = 1

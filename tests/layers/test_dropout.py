@@ -1,4 +1,4 @@
-"""keras_si.layers.Dropout: Keras's Dropout semantics, with a generator XLA compiles well."""
+"""keras_si.layers.HashedDropout: Keras's Dropout semantics, with a generator XLA compiles well."""
 
 import keras
 import numpy as np
@@ -15,7 +15,7 @@ N = 1 << 20
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_mask_statistics_and_rescaling(jit_compile):
     x = tf.ones((N // 256, 256))
-    layer = keras_si.layers.Dropout(RATE, seed=3)
+    layer = keras_si.layers.HashedDropout(RATE, seed=3)
     call = tf.function(lambda t: layer(t, training=True), jit_compile=jit_compile)
     first, second = call(x).numpy(), call(x).numpy()
     for out in (first, second):
@@ -30,25 +30,25 @@ def test_mask_statistics_and_rescaling(jit_compile):
 
 def test_inference_and_rate_zero_are_identity():
     x = tf.random.normal((4, 8))
-    np.testing.assert_array_equal(keras_si.layers.Dropout(RATE)(x, training=False), x)
-    np.testing.assert_array_equal(keras_si.layers.Dropout(0.0)(x, training=True), x)
+    np.testing.assert_array_equal(keras_si.layers.HashedDropout(RATE)(x, training=False), x)
+    np.testing.assert_array_equal(keras_si.layers.HashedDropout(0.0)(x, training=True), x)
 
 
 def test_same_seed_same_masks_and_noise_shape_goes_through_keras():
     x = tf.ones((64, 32))
-    a = keras_si.layers.Dropout(0.5, seed=7)(x, training=True)
-    b = keras_si.layers.Dropout(0.5, seed=7)(x, training=True)
+    a = keras_si.layers.HashedDropout(0.5, seed=7)(x, training=True)
+    b = keras_si.layers.HashedDropout(0.5, seed=7)(x, training=True)
     np.testing.assert_array_equal(a, b)
-    shared = keras_si.layers.Dropout(0.5, noise_shape=(64, 1), seed=7)(x, training=True).numpy()
+    shared = keras_si.layers.HashedDropout(0.5, noise_shape=(64, 1), seed=7)(x, training=True).numpy()
     assert np.all((shared == 0).all(axis=1) | (shared != 0).all(axis=1))  # whole rows kept or dropped
 
 
 def test_serialization(tmp_path):
-    model = keras.Sequential([keras.Input((4,)), keras_si.layers.Dropout(0.3, seed=1), keras.layers.Dense(2)])
+    model = keras.Sequential([keras.Input((4,)), keras_si.layers.HashedDropout(0.3, seed=1), keras.layers.Dense(2)])
     path = str(tmp_path / "m.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded.layers[0], keras_si.layers.Dropout) and loaded.layers[0].rate == 0.3
+    assert isinstance(loaded.layers[0], keras_si.layers.HashedDropout) and loaded.layers[0].rate == 0.3
 
 
 def _lowbias32(x):
@@ -107,7 +107,7 @@ def test_hash_mask_statistics():
 
 def test_dynamic_batch_under_xla():
     """Under XLA with an unknown batch dimension the mask is still the hashed one, with the right rate."""
-    layer = keras_si.layers.Dropout(RATE, seed=5)
+    layer = keras_si.layers.HashedDropout(RATE, seed=5)
     call = tf.function(lambda t: layer(t, training=True), jit_compile=True,
                        input_signature=[tf.TensorSpec([None, 512], tf.float32)])
     seed = layer.seed_generator.state.numpy()

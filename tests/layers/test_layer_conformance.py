@@ -63,13 +63,13 @@ class Case:
 
 
 REGISTRY = [
-    Case(L.SIMultiHeadAttention, dict(num_heads=2, key_dim=4, value_dim=3, output_dim=6),
+    Case(L.SIMultiHeadAttention, dict(num_heads=2, key_dim=4, value_dim=3, output_shape=6),
          dict(query=_floats(2, 5, 8), value=_floats(2, 7, 8)), masking=True),
     Case(L.SIFeedForward, dict(intermediate_dim=16, output_dim=6), dict(inputs=_floats(2, 5, 8)), masking=True),
     Case(L.SIEncoderBlock, dict(num_heads=2, intermediate_dim=16), dict(inputs=_floats(2, 5, 8)), masking=True),
-    Case(L.SIEmbeddings, dict(vocab_size=30, hidden_dim=8, max_positions=10),
+    Case(L.SIEmbeddings, dict(vocab_size=30, hidden_dim=8, max_sequence_length=10),
          dict(token_ids=_ints(30, 2, 6), type_ids=_ints(2, 2, 6))),
-    Case(L.Dropout, dict(rate=0.5, seed=3), dict(inputs=_floats(2, 5, 8)), masking=True),
+    Case(L.HashedDropout, dict(rate=0.5, seed=3), dict(inputs=_floats(2, 5, 8)), masking=True),
     Case(L.WSConv2D, dict(filters=4, kernel_size=3, padding="same"), dict(inputs=_floats(2, 6, 6, 3))),
     Case(L.WSConv2D, dict(filters=4, kernel_size=3, strides=2, use_bias=False, use_gain=False),
          dict(inputs=_floats(2, 6, 6, 3))),

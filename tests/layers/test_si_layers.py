@@ -57,23 +57,23 @@ def test_encoder_block_degree_2_to_2():
 
 def test_embeddings_degree_2():
     ids = np.random.RandomState(3).randint(0, 30, size=(2, 6)).astype("int32")
-    emb = L.SIEmbeddings(30, 8, max_positions=10)
+    emb = L.SIEmbeddings(30, 8, max_sequence_length=10)
     emb(ids, np.zeros_like(ids))
     degree, _, _ = measured_degree(lambda a, b: emb(a, b), emb.trainable_variables, lambda s: (ids, np.zeros_like(ids)), 0)
     assert abs(degree - 2) < DEGREE_TOL
 
 
 @pytest.mark.parametrize("c", [1e-2, 1e2])
-def test_scale_free_norm_has_degree_0_at_the_tested_scales(c):
+def test_layer_normalization_without_affine_has_degree_0_at_the_tested_scales(c):
     """N must stay degree 0 on a degree-2 stream scaled by c**2 = 1e-4 .. 1e4."""
     x = np.random.RandomState(4).randn(2, 5, 8).astype("float32") * 0.05
-    norm = L.scale_free_norm()
+    norm = L.layer_normalization_without_affine()
     np.testing.assert_allclose(np.asarray(norm(x * c**2)), np.asarray(norm(x)), rtol=1e-4, atol=1e-5)
 
 
-def test_affine_norm_degree_1():
+def test_layer_normalization_with_affine_degree_1():
     x = np.random.RandomState(5).randn(2, 5, 8).astype("float32")
-    norm = L.affine_norm()
+    norm = L.layer_normalization_with_affine()
     norm(x)
     norm.gamma.assign(np.random.RandomState(6).rand(8).astype("float32") + 0.5)
     norm.beta.assign(np.random.RandomState(7).randn(8).astype("float32"))
@@ -124,7 +124,7 @@ def test_ws_conv_standardizes_and_is_invariant_to_kernel_scale():
         L.SIMultiHeadAttention(2, 4, dropout=0.1),
         L.SIFeedForward(16, dropout=0.1),
         L.SIEncoderBlock(2, 16, dropout=0.1),
-        L.SIEmbeddings(30, 8, max_positions=10),
+        L.SIEmbeddings(30, 8, max_sequence_length=10),
         L.WSConv2D(4, 3, use_gain=False),
     ],
     ids=lambda layer: type(layer).__name__,
@@ -143,6 +143,6 @@ def test_si_layers_state_their_per_unit_axes():
     attention(np.zeros((1, 3, 8), "float32"))
     assert keras_si.optimizers.unit_axes(attention.query_kernel) == (1, 2)
     assert keras_si.optimizers.unit_axes(attention.output_kernel) == (2,)
-    embeddings = keras_si.layers.SIEmbeddings(vocab_size=10, hidden_dim=8, max_positions=6)
+    embeddings = keras_si.layers.SIEmbeddings(vocab_size=10, hidden_dim=8, max_sequence_length=6)
     embeddings(np.zeros((1, 3), "int32"))
     assert keras_si.optimizers.unit_axes(embeddings.position_embeddings) == (0,)

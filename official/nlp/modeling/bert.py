@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_si.layers import Dropout
+from keras_si.layers import HashedDropout
 from official.nlp.modeling.configs import ConfiguredEncoder
 
 
@@ -14,7 +14,7 @@ def gelu_tanh(x):
 
 
 class _MultiHeadAttention(keras.layers.MultiHeadAttention):
-    """Keras's attention with its attention-probability dropout drawn by `keras_si.layers.Dropout`.
+    """Keras's attention with its attention-probability dropout drawn by `keras_si.layers.HashedDropout`.
 
     Keras's own dropout is pathologically slow under XLA on the CPU (see that
     class); everything else is Keras's layer, variables and names included.
@@ -22,7 +22,7 @@ class _MultiHeadAttention(keras.layers.MultiHeadAttention):
 
     def _build_attention(self, rank):
         super()._build_attention(rank)
-        self._dropout_layer = Dropout(rate=self._dropout, dtype=self.dtype_policy, seed=self.seed)
+        self._dropout_layer = HashedDropout(rate=self._dropout, dtype=self.dtype_policy, seed=self.seed)
 
 
 @keras.saving.register_keras_serializable(package="official")
@@ -55,7 +55,7 @@ class BertTransformerBlock(keras.layers.Layer):
         self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
         self.output_norm = keras.layers.LayerNormalization(epsilon=1e-12, dtype="float32", name="output_norm")
         self.output_norm.build(input_shape)
-        self._dropout = Dropout(self.dropout)
+        self._dropout = HashedDropout(self.dropout)
         self.built = True
 
     def call(self, h, attention_mask=None, training=None):
@@ -98,7 +98,7 @@ class BertEncoder(ConfiguredEncoder):
                                                      name="type_embedding")
         self._init = init
         self.embedding_norm = keras.layers.LayerNormalization(epsilon=1e-12, dtype="float32", name="embedding_norm")
-        self._dropout = Dropout(c.dropout)
+        self._dropout = HashedDropout(c.dropout)
         self.blocks = [
             BertTransformerBlock(c.num_heads, c.intermediate_size, c.dropout, c.attention_dropout,
                                  c.initializer_std, name=f"layer_{i}")

@@ -29,7 +29,7 @@ class SIBertEncoder(ConfiguredEncoder):
         init = keras.initializers.TruncatedNormal(stddev=c.initializer_std)
         self.embeddings = si_layers.SIEmbeddings(
             c.vocab_size, c.hidden_size, c.max_position_embeddings, c.type_vocab_size, dropout=c.dropout,
-            embedding_initializer=init, kernel_initializer=init, name="embeddings", dtype=self.dtype_policy,
+            embeddings_initializer=init, kernel_initializer=init, name="embeddings", dtype=self.dtype_policy,
         )
         self.blocks = [
             si_layers.SIEncoderBlock(c.num_heads, c.intermediate_size, dropout=c.dropout,
@@ -37,7 +37,7 @@ class SIBertEncoder(ConfiguredEncoder):
                                      name=f"layer_{i}", dtype=self.dtype_policy)
             for i in range(c.num_layers)
         ]
-        self.final_norm = si_layers.scale_free_norm("final_norm")
+        self.final_norm = si_layers.layer_normalization_without_affine("final_norm")
         si_layers.mark_scale_invariant(self)
 
     def build(self, input_shape):
