@@ -12,7 +12,7 @@ To show the recipe's robustness, the body is trained twice: from the usual
 initialisation and from one 100x larger. SGD + weight decay shrinks the large
 weights back to the equilibrium norm (it needs about ln(100^2) / (2 eta lam)
 steps, so eta * lam = 0.01 here), and both runs reach a similar accuracy.
-Watch `weight_norm`, `eff_lr` (eta / ||x||^2) and `clip_rate` on the
+Watch `weight_norm`, `effective_learning_rate` (eta / ||x||^2) and `clip_rate` on the
 progress bar.
 
     .venv/bin/python examples/quickstart.py

@@ -1,5 +1,7 @@
 """Callbacks that put keras_si optimizer diagnostics on the progress bar and in TensorBoard."""
 
+import numbers
+
 import keras
 import numpy as np
 
@@ -7,10 +9,29 @@ from keras_si.optimizers.sgd_clip import SGDClip
 
 
 def find_optimizers(optimizer, cls=SGDClip):
-    """All instances of `cls` inside `optimizer`.
+    """All instances of `cls` in `optimizer`, looking inside the optimizers that wrap others.
 
-    Looks through `LossScaleOptimizer` (which `compile` adds under
-    `mixed_float16`) and `MultiOptimizer` (one sub-optimizer per variable group).
+    Looks through `keras.optimizers.LossScaleOptimizer` (which `compile` adds
+    under `mixed_float16`), `keras_si.AGC` (any optimizer with an
+    `inner_optimizer`) and `keras.optimizers.MultiOptimizer` (one
+    sub-optimizer per variable group; one with a routing callable lists its
+    sub-optimizers only once built).
+
+    Args:
+        optimizer: a Keras optimizer.
+        cls: the class (or tuple of classes) looked for. Default `SGDClip`.
+
+    Returns:
+        A list of the instances found, outermost first; empty if none.
+
+    Example:
+
+    >>> import keras
+    >>> import keras_si
+    >>> sgd_clip = keras_si.SGDClip()
+    >>> wrapped = keras.optimizers.LossScaleOptimizer(sgd_clip)
+    >>> keras_si.callbacks.find_optimizers(wrapped) == [sgd_clip]
+    True
     """
     found = []
     stack = [optimizer]
@@ -28,22 +49,28 @@ def find_optimizers(optimizer, cls=SGDClip):
 
 @keras.saving.register_keras_serializable(package="keras_si")
 class SGDClipMonitor(keras.callbacks.Callback):
-    """Logs SGDClip's per-step diagnostics into `logs`.
+    """Logs `SGDClip`'s per-step diagnostics into `logs` (progress bar, TensorBoard, History).
 
     For each `SGDClip` in the model's optimizer (also inside a
-    `LossScaleOptimizer` or a `MultiOptimizer`) it adds, after every batch:
+    `LossScaleOptimizer`, an `AGC` or a `MultiOptimizer`) it adds, after
+    every `every_n_batches`-th batch, the values of the step just taken:
 
-    - `weight_norm`: `||x||`, the global norm of the optimizer's variables;
+    - `weight_norm`: `||x||`, the global norm of the optimizer's variables
+      before the step;
     - `grad_norm`: `||g||`, the global norm of their (unclipped) gradient;
     - `clip_scale`: the factor `s` applied to the gradient (1 = not clipped);
-    - `eff_lr`: the effective learning rate `eta_t / ||x||^2`;
+    - `effective_learning_rate`: `eta_t / ||x||^2`, the step size a
+      scale-invariant loss actually sees (the optimizer variable of the same
+      name);
     - `equilibrium_ratio`: `||g|| / (sqrt(2 lam / eta_t) ||x||)`, about 1 once
-      the norm has settled (`clip_factor` is where clipping starts);
+      the norm has settled (clipping starts at `clip_factor`); left out when
+      `weight_decay`, `eta_t` or `||x||` is 0;
 
-    and at the end of each epoch also `clip_rate` (the fraction of this
-    epoch's steps that were clipped) and `skipped_steps` (steps skipped
-    because the gradient was not finite, in total). With more than one
-    SGDClip, names are prefixed by the optimizer's name.
+    and at the end of each epoch the same values plus `clip_rate` (the
+    fraction of this epoch's steps that were clipped) and `skipped_steps`
+    (steps skipped because the gradient was not finite, since the optimizer
+    was created). With more than one SGDClip, each name is prefixed by the
+    optimizer's name ("encoder_sgdclip/weight_norm").
 
     Keras passes the same `logs` to the callbacks in order and appends the
     progress bar last, so the values show on the progress bar; put this
@@ -51,14 +78,40 @@ class SGDClipMonitor(keras.callbacks.Callback):
     in TensorBoard too (per epoch, or per batch with `update_freq`).
 
     Args:
-        every_n_batches: read the optimizer every n batches (reading costs a
-            small device-to-host copy per value).
+        every_n_batches: an int >= 1 (default 1): read the optimizer after
+            every n-th batch (each read is a small device-to-host copy per
+            value). The epoch-end values are always written.
+
+    Raises:
+        ValueError: at construction if `every_n_batches` is not an int >= 1;
+            during `fit` if the model's optimizer holds no `SGDClip` once
+            built.
+
+    Example:
+
+    >>> import keras
+    >>> import keras_si
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="ones")])
+    >>> model.compile(optimizer=keras_si.SGDClip(learning_rate=0.1, weight_decay=0.01), loss="mse")
+    >>> monitor = keras_si.SGDClipMonitor()
+    >>> monitor.set_model(model)  # `fit(..., callbacks=[monitor])` does this
+    >>> grads = [keras.ops.ones((2, 1)), keras.ops.zeros((1,))]
+    >>> model.optimizer.apply(grads, model.trainable_variables)
+    >>> logs = {}
+    >>> monitor.on_train_batch_end(0, logs)
+    >>> sorted(logs)
+    ['clip_scale', 'effective_learning_rate', 'equilibrium_ratio', 'grad_norm', 'weight_norm']
+    >>> round(logs["effective_learning_rate"], 4)  # 0.1 / ||x||^2 with ||x||^2 = 2
+    0.05
     """
 
     def __init__(self, every_n_batches=1):
         super().__init__()
-        if int(every_n_batches) < 1:
-            raise ValueError(f"`every_n_batches` must be >= 1. Received: {every_n_batches!r}")
+        # NumPy integers and whole floats (2.0) pass; 1.5 or True do not (int() would truncate them).
+        integral = isinstance(every_n_batches, numbers.Real) and not isinstance(every_n_batches, bool)
+        integral = integral and float(every_n_batches).is_integer()
+        if not integral or every_n_batches < 1:
+            raise ValueError(f"`every_n_batches` must be an int >= 1. Received: every_n_batches={every_n_batches!r}")
         self.every_n_batches = int(every_n_batches)
         self._start_counts = {}
 
@@ -84,16 +137,17 @@ class SGDClipMonitor(keras.callbacks.Callback):
             return {}
         x = float(opt.weight_norm.numpy())
         g = float(opt.grad_norm.numpy())
-        lr = float(np.asarray(keras.ops.convert_to_numpy(opt._get_current_learning_rate())))
+        # float() of the tensor: `convert_to_numpy` warns under NumPy 2 on TensorFlow (np.array without `copy`).
+        lr = float(keras.ops.convert_to_tensor(opt._get_current_learning_rate()))
         values = {
             "weight_norm": x,
             "grad_norm": g,
             "clip_scale": float(opt.clip_scale.numpy()),
-            "eff_lr": float(opt.effective_learning_rate.numpy()),
+            "effective_learning_rate": float(opt.effective_learning_rate.numpy()),
         }
         lam = float(opt.weight_decay or 0.0)
         if lam > 0 and lr > 0 and x > 0:
-            values["equilibrium_ratio"] = g / (np.sqrt(2.0 * lam / lr) * x)
+            values["equilibrium_ratio"] = float(g / (np.sqrt(2.0 * lam / lr) * x))
         return values
 
     def _counts(self, opt):
@@ -102,7 +156,7 @@ class SGDClipMonitor(keras.callbacks.Callback):
         return (
             float(opt.clipped_steps.numpy()),
             float(opt.skipped_steps.numpy()),
-            float(keras.ops.convert_to_numpy(opt._iterations)),
+            float(keras.ops.convert_to_tensor(opt._iterations)),
         )
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -61,6 +61,24 @@ def check_positive_number(name, value, allow_zero=False, allow_none=False):
         raise ValueError(f"`{name}` must be a finite number {bound}. Received: {name}={value!r}")
 
 
+def check_patterns(name, patterns):
+    """`patterns` (None, a regular expression or a list of them) as a list.
+
+    Raises a ValueError naming the argument `name` if a pattern is not a valid regular expression.
+    """
+    if patterns is None:
+        return []
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    patterns = list(patterns)
+    for p in patterns:
+        try:
+            re.compile(p)
+        except (re.error, TypeError) as e:
+            raise ValueError(f"`{name}` holds an invalid regular expression {p!r}: {e}") from None
+    return patterns
+
+
 def check_fraction(name, value):
     """Raises a ValueError naming `name` unless `value` is a number in [0, 1) (momentum, betas)."""
     if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0):
@@ -109,20 +127,79 @@ def _unique_default_name(cls):
 
 @keras.saving.register_keras_serializable(package="keras_si")
 class Optimizer(keras.optimizers.Optimizer):
-    """Base class: hooks see all-reduced gradients; selection by variable path.
+    """The base class of keras_si's optimizers: global-batch gradients, selection by variable path.
+
+    A `keras.optimizers.Optimizer` with two differences that its subclasses
+    (`SGDClip`, `SGDP`, `AdamP`, `LARS`, `RAdam`) rely on:
+
+    1. Under `tf.distribute` the gradients are summed across replicas
+       *before* Keras's `clipnorm`/`clipvalue`/`global_clipnorm` and before
+       the `transform_gradients` hook, so every norm is the global batch's
+       (Keras 3.15 clips each replica's gradient before its all-reduce).
+    2. Weight decay is not applied by Keras's separate decay pass but inside
+       each subclass's `update_step`, at the rate `weight_decay_for(variable)`,
+       so that a hook sees the weights before they decay. Per step, for a
+       variable `w` with learning rate `lr` and decay `weight_decay`:
+
+    ```python
+    grads = all_reduce_sum(grads)                 # once, over replicas
+    grads = keras_clip(grads)                     # clipnorm / clipvalue / global_clipnorm
+    grads = transform_gradients(grads, variables, lr)
+    w = update_step(g, w, lr)                     # includes w -= lr * weight_decay * w
+    ```
+
+    Variables are excluded from weight decay by regular expressions searched
+    (`re.search`) in `variable.path` (e.g. "dense_1/bias"), the same string on
+    every backend. Keras's own optimizers search `variable.name` ("bias"), so
+    a pattern naming a layer ("dense_1/") matches here and not in Keras; a
+    pattern naming a variable ("bias") matches in both.
 
     Args:
-        learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule`,
-            or a zero-argument callable.
-        weight_decay: the decay rate `lam >= 0` (decoupled and multiplied by the
-            learning rate, as in Keras: `x <- x - lr * lam * x`), or None.
-        exclude_from_weight_decay: regular expressions; a variable whose
-            `variable.path` matches any (by `re.search`) is not decayed.
-            Saved in `get_config`.
+        learning_rate: a float > 0, a
+            `keras.optimizers.schedules.LearningRateSchedule`, or a callable
+            taking no argument and returning the rate. Required.
+        weight_decay: the decay rate `>= 0` (decoupled and multiplied by the
+            learning rate, as Keras's: `w <- w - lr * weight_decay * w`), or
+            None (default) for none.
+        exclude_from_weight_decay: None (default), a regular expression, or a
+            list of them, searched in `variable.path`; matching variables are
+            not decayed. Saved in `get_config` (Keras's method of the same
+            name saves nothing).
         name: the optimizer's name. Default None: a name unique in the
-            session, as Keras gives its own optimizers (e.g. "sgdp", then
-            "sgdp_1").
-        **kwargs: the other `keras.optimizers.Optimizer` arguments.
+            session, as Keras gives its own optimizers ("sgdp", then "sgdp_1",
+            ...); the optimizer's variables' paths start with it.
+        **kwargs: the other `keras.optimizers.Optimizer` arguments
+            (`clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`,
+            `ema_momentum`, `ema_overwrite_frequency`, `loss_scale_factor`,
+            `gradient_accumulation_steps`), with Keras's meaning.
+
+    Raises:
+        ValueError: if `learning_rate` (a number) is not > 0, `weight_decay`
+            is negative or not finite, `exclude_from_weight_decay` holds an
+            invalid regular expression, or, under a `tf.distribute` strategy,
+            `gradient_accumulation_steps` or `ema_overwrite_frequency` is set
+            (Keras 3.15 runs both in a `cond` that the strategy cannot
+            synchronise); at `build`, if a variable is not floating point.
+
+    Example:
+
+    A subclass writes `update_step`, folding in the decay:
+
+    >>> import keras
+    >>> import keras_si
+    >>> class SignSGD(keras_si.optimizers.Optimizer):
+    ...     def update_step(self, gradient, variable, learning_rate):
+    ...         lr = keras.ops.cast(learning_rate, variable.dtype)
+    ...         decay = lr * self.weight_decay_for(variable)
+    ...         self.assign_sub(variable, lr * keras.ops.sign(gradient) + decay * variable)
+    >>> w = keras.Variable([1.0, -1.0], name="kernel")
+    >>> b = keras.Variable([1.0, 1.0], name="bias")
+    >>> opt = SignSGD(learning_rate=0.5, weight_decay=0.1, exclude_from_weight_decay="bias")
+    >>> opt.apply([keras.ops.convert_to_tensor([3.0, -0.1])] * 2, [w, b])
+    >>> [round(float(v), 4) for v in w.numpy()]  # 1 - 0.5 - 0.05, -1 + 0.5 + 0.05
+    [0.45, -0.45]
+    >>> [round(float(v), 4) for v in b.numpy()]  # not decayed
+    [0.5, 1.5]
     """
 
     # The default name's stem; None: Keras's (the class name in snake case).
@@ -149,31 +226,47 @@ class Optimizer(keras.optimizers.Optimizer):
         )
         self._weight_decay_patterns = []
         self._weight_decay_excluded_ids = set()
-        if exclude_from_weight_decay:
-            if isinstance(exclude_from_weight_decay, str):
-                exclude_from_weight_decay = [exclude_from_weight_decay]
-            self._add_weight_decay_patterns(exclude_from_weight_decay)
+        self._add_weight_decay_patterns(exclude_from_weight_decay)
         self._check_distribution_support()
 
     # ----------------------------------------------------------- selection
     def _add_weight_decay_patterns(self, patterns):
-        for p in patterns:
-            try:
-                re.compile(p)
-            except (re.error, TypeError) as e:
-                raise ValueError(
-                    f"`exclude_from_weight_decay` holds an invalid regular expression {p!r}: {e}"
-                ) from None
-            self._weight_decay_patterns.append(p)
+        self._weight_decay_patterns.extend(check_patterns("exclude_from_weight_decay", patterns))
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        """Excludes variables from weight decay (call before the optimizer is built).
+        """Excludes variables from weight decay; call it before the optimizer is built.
+
+        Keras's signature, with two differences in meaning:
+
+        - `var_names` are regular expressions searched (`re.search`) in
+          `variable.path` ("dense_1/bias"), where Keras searches
+          `variable.name` ("bias"). The path is the same on every backend and
+          names the layer too, so `"dense_1/"` excludes one layer's variables.
+        - Each call adds to the exclusions made so far (including the
+          constructor's `exclude_from_weight_decay`); Keras's replaces them.
+          The patterns are saved in `get_config`; `var_list` is not (it holds
+          objects), so prefer `var_names` for a model you save.
 
         Args:
-            var_list: variables to exclude (not serializable: prefer names).
-            var_names: regular expressions searched in `variable.path`; unlike
-                Keras's own method this is the same on every backend, and the
-                patterns are saved in `get_config`.
+            var_list: None (default) or a list of variables to exclude.
+            var_names: None (default), a regular expression, or a list of
+                them, searched in `variable.path`.
+
+        Raises:
+            ValueError: if the optimizer is already built (Keras's rule), or a
+                pattern is not a valid regular expression.
+
+        Example:
+
+        >>> import keras
+        >>> import keras_si
+        >>> layer = keras.layers.Dense(2, name="head")
+        >>> layer.build((None, 3))
+        >>> opt = keras_si.SGDClip(weight_decay=0.1)
+        >>> opt.exclude_from_weight_decay(var_names=["head/bias"])  # Keras: "bias"
+        >>> opt.build(layer.trainable_variables)
+        >>> [(v.path, opt.weight_decay_for(v)) for v in layer.trainable_variables]
+        [('head/kernel', 0.1), ('head/bias', 0.0)]
         """
         if self.built:
             raise ValueError(
@@ -183,7 +276,7 @@ class Optimizer(keras.optimizers.Optimizer):
         if var_list:
             self._weight_decay_excluded_ids |= {self._var_key(v) for v in var_list}
         if var_names:
-            self._add_weight_decay_patterns(list(var_names))
+            self._add_weight_decay_patterns(var_names)
 
     def _matches_weight_decay_exclusion(self, variable):
         if self._var_key(variable) in self._weight_decay_excluded_ids:
@@ -192,7 +285,18 @@ class Optimizer(keras.optimizers.Optimizer):
         return any(re.search(p, path) for p in self._weight_decay_patterns)
 
     def weight_decay_for(self, variable):
-        """The decay rate (a Python float) that applies to `variable`."""
+        """The weight decay rate that applies to `variable` in this optimizer's step.
+
+        Args:
+            variable: one of the variables the optimizer was built with.
+
+        Returns:
+            A Python float: `weight_decay`, or 0.0 if the variable is excluded
+            (by `exclude_from_weight_decay`) or `weight_decay` is None or 0.
+
+        Raises:
+            KeyError: if the optimizer was built without `variable`.
+        """
         if not self.weight_decay:
             return 0.0
         return self._decay_rates[self._get_variable_index(variable)]
@@ -296,12 +400,24 @@ class Optimizer(keras.optimizers.Optimizer):
         super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def transform_gradients(self, grads, variables, learning_rate):
-        """Hook: transform the global-batch gradients of one step.
+        """Hook: transforms the global-batch gradients of one step, before any update.
 
-        Called once per step with the gradients summed over replicas, the
-        variables they belong to (their values before this step's update) and
-        the current learning rate. Returns the gradients to hand to
-        `update_step`. The default returns them unchanged.
+        Called once per step (inside the traced train step), after the
+        all-reduce and Keras's clipping, with every gradient of the step at
+        once: the place for a transformation that needs norms over many
+        variables, like `SGDClip`'s relative clip.
+
+        Args:
+            grads: a list of gradients (tensors, `tf.IndexedSlices` for an
+                embedding's, or None for a variable without one), summed over
+                replicas and cast to their variables' dtypes.
+            variables: the variables of `grads`, in the same order, holding
+                their values before this step's update and decay.
+            learning_rate: this step's learning rate, a scalar tensor.
+
+        Returns:
+            A list of the same length: the gradients `update_step` receives.
+            The default returns `grads` unchanged.
         """
         return grads
 

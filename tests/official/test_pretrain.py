@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 
 import numpy as np
 import pytest
@@ -24,10 +23,8 @@ SMALL = dict(model="sibert", config="tiny", vocab_file=os.path.join(CORPUS, "voc
 
 
 def flag_values(**overrides):
-    values = {name: pretrain.FLAGS[name].default for name in pretrain.FLAGS if name in pretrain.FLAGS._flags()}
-    values.update(SMALL)
-    values.update(overrides)
-    return types.SimpleNamespace(**values)
+    """The config of a small run (SMALL), with `overrides`."""
+    return pretrain.PretrainConfig(**{**SMALL, **overrides})
 
 
 @pytest.mark.parametrize(
@@ -50,7 +47,7 @@ def flag_values(**overrides):
 def test_bad_flags(overrides, match, tmp_path):
     values = flag_values(**{"model_dir": str(tmp_path), **overrides})
     with pytest.raises(ValueError, match=match):
-        pretrain.validate_flags(values)
+        values.validate()
 
 
 def test_missing_input_glob(tmp_path):
@@ -93,7 +90,8 @@ def test_run_writes_checkpoints_logs_and_export(trained):
     files = os.listdir(model_dir)
     assert {"ckpt-2.index", "ckpt-4.index", "checkpoint", "flags.json", "summary.json", "logs", "export"} <= set(files)
     assert summary["steps"] == 4 and summary["heldout"]["after"]["mlm_accuracy"] >= 0
-    for key in ("weight_norm", "clip_rate", "eff_lr", "mlm_accuracy", "nsp_accuracy", "lr/encoder_sgdclip"):
+    for key in ("weight_norm", "clip_rate", "effective_learning_rate", "mlm_accuracy", "nsp_accuracy",
+                "lr/encoder_sgdclip"):
         assert key in summary["final"], key
     assert tf.io.gfile.glob(os.path.join(model_dir, "logs", "train", "events.out.tfevents.*"))
 
@@ -216,7 +214,10 @@ def test_heldout_metrics_equal_an_independent_computation_from_the_logits(traine
     data = pretrain.eval_dataset(f, Vocab(f.vocab_file))
     m = pretrain.heldout_metrics(model, data)
     ce, w, hits, nsp_ce, nsp_hits, n, targets = 0.0, 0.0, 0.0, 0.0, 0.0, 0, []
-    for x, y, sw in data:
+    from official.nlp import modeling
+
+    for batch in data:
+        x, y, sw = modeling.pretraining_targets(batch)
         out = model(x, training=False)
         per = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(y["mlm"], tf.int32), out["mlm"]).numpy()
         weight = sw["mlm"].numpy().astype(np.float64)

@@ -414,11 +414,12 @@ def test_monitor_logs_diagnostics():
     model.compile(optimizer=keras_si.SGDClip(0.5, weight_decay=0.01, clip_factor=0.5), loss="mse")
     history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[keras_si.SGDClipMonitor()])
     h = history.history
-    for key in ["weight_norm", "grad_norm", "clip_scale", "eff_lr", "equilibrium_ratio", "clip_rate", "skipped_steps"]:
+    for key in ["weight_norm", "grad_norm", "clip_scale", "effective_learning_rate", "equilibrium_ratio", "clip_rate",
+                "skipped_steps"]:
         assert key in h, key
     assert 0.0 <= h["clip_rate"][-1] <= 1.0
     opt = model.optimizer
-    np.testing.assert_allclose(h["eff_lr"][-1], 0.5 / float(opt.weight_norm.numpy()) ** 2, rtol=1e-5)
+    np.testing.assert_allclose(h["effective_learning_rate"][-1], 0.5 / float(opt.weight_norm.numpy()) ** 2, rtol=1e-5)
     assert h["clip_rate"][0] > 0  # clip_factor 0.5 clips at the start
 
 
@@ -452,7 +453,7 @@ def test_monitor_values_reach_later_callbacks():
     model = tu.small_model(seed=0)
     model.compile(optimizer=keras_si.SGDClip(0.1, weight_decay=0.01), loss="mse")
     model.fit(x, y, batch_size=16, verbose=0, callbacks=[keras_si.SGDClipMonitor(), Recorder()])
-    assert len(seen) == 2 and "weight_norm" in seen[-1] and "eff_lr" in seen[-1]
+    assert len(seen) == 2 and "weight_norm" in seen[-1] and "effective_learning_rate" in seen[-1]
 
 
 def _zero_kernel_model():
