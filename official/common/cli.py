@@ -26,3 +26,50 @@ def run_reporting_input_errors(fn, *args):
         if os.environ.get("KERAS_SI_FULL_TRACEBACKS") or not os.path.abspath(origin).startswith(_OWN_CODE):
             raise
         sys.exit(f"error: {e}")
+
+
+# --log_level -> (Python logging level for absl, TensorFlow and Keras; TF_CPP_MIN_LOG_LEVEL for TensorFlow's C++).
+# At "warning" the C++ side is quieter than the Python side: its INFO and WARNING lines (CPU instruction sets,
+# oneDNN, "input ran out of data" at the end of a finite dataset) are about TensorFlow, not about the run.
+_LEVELS = {"debug": (10, "0"), "info": (20, "0"), "warning": (30, "2"), "error": (40, "3")}
+
+
+def quiet_native_logs(argv=None, default="warning"):
+    """Sets TF_CPP_MIN_LOG_LEVEL from `--log_level` in `argv` before TensorFlow is imported (a user's own
+    TF_CPP_MIN_LOG_LEVEL wins). Call it first thing in a program whose module imports TensorFlow: TensorFlow's
+    C++ logging reads the variable once, when it first logs, which importing it already does."""
+    level = default
+    for arg in (sys.argv if argv is None else argv)[1:]:
+        if arg.startswith("--log_level="):
+            level = arg.split("=", 1)[1]
+    if level in _LEVELS:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", _LEVELS[level][1])
+
+
+def set_log_level(level):
+    """Shows the messages of absl, TensorFlow and Keras at `level` ("debug", "info", "warning", "error") and above.
+
+    The command's own output (print) and Keras's progress bar are not logging
+    and always show. absl's own `--verbosity`, when given on the command line,
+    wins over `level` for absl's logger; so does a TF_CPP_MIN_LOG_LEVEL set by
+    the user for TensorFlow's C++ lines.
+
+    Raises:
+        ValueError: an unknown level.
+    """
+    import logging
+
+    from absl import flags
+    from absl import logging as absl_logging
+
+    if level not in _LEVELS:
+        raise ValueError(f"--log_level must be one of {', '.join(_LEVELS)}. Received: {level!r}")
+    python_level, cpp_level = _LEVELS[level]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", cpp_level)
+    verbosity_given = "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present
+    if not verbosity_given:
+        absl_logging.set_verbosity(level)  # absl's own names; its numbers differ from Python's
+    for name in ("tensorflow", "keras", "h5py", "jax", "absl"):
+        if name == "absl" and verbosity_given:
+            continue
+        logging.getLogger(name).setLevel(python_level)

@@ -3,7 +3,8 @@
     python -m official.nlp.export --model_dir=runs/demo --export_dir=runs/demo/export
 
 Signatures:
-- `serving_default` (`serve_text`): `text` string `[batch]` -> the masked-LM
+- `serving_default` (`serve_text`): `text` string `[batch]` (or one string,
+  served as a batch of one; more dimensions are an error) -> the masked-LM
   predictions at every `[MASK]` in the text (`predicted_ids`,
   `predicted_tokens`, `masked_positions`, `num_masks`; the `top_k` most
   likely tokens with their probabilities: `top_k_ids`, `top_k_tokens`,
@@ -18,12 +19,18 @@ registers the tokenizer's ops); no keras_si or official import is needed.
 """
 
 import os
+import sys
 
-import tensorflow as tf
-import tensorflow_text as tf_text
-from absl import app, flags
+if __name__ == "__main__":  # TensorFlow logs when imported: its C++ log level must be set before
+    from official.common.cli import quiet_native_logs
 
-from official.nlp.data.vocab import UNK, Vocab
+    quiet_native_logs(sys.argv)
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_text as tf_text  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from official.nlp.data.vocab import UNK, Vocab  # noqa: E402
 
 
 class PretrainerServing(tf.Module):
@@ -70,8 +77,11 @@ class PretrainerServing(tf.Module):
                 "masked_lm_positions": positions}, tf.minimum(tf.reduce_sum(tf.cast(is_mask, tf.int32), 1),
                                                               self.max_predictions)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    # Any shape, so that one string (a scalar) is a batch of one rather than an error deep in the tokenizer.
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="text")])
     def serve_text(self, text):
+        tf.debugging.assert_rank_at_most(text, 1, message="text must be one string or a 1-D batch of strings")
+        text = tf.reshape(text, [-1])
         inputs, num_masks = self._encode(text)
         out = self.model(inputs, training=False)
         top_p, top_ids = tf.math.top_k(tf.nn.softmax(out["mlm"], axis=-1), k=self.top_k)
@@ -123,39 +133,39 @@ def export_pretrainer(model, vocab_file, export_dir, max_seq_length, max_predict
     return export_dir
 
 
-FLAGS = flags.FLAGS
+def export_run(model_dir, export_dir=None):
+    """Exports the latest checkpoint of the pretraining run in `model_dir`, rebuilt from its model_config.json.
+
+    Returns:
+        The export directory (default `<model_dir>/export`).
+
+    Raises:
+        ValueError: one line naming --model_dir: not a run directory, no
+            checkpoint, or a checkpoint that does not fit its config.
+    """
+    from official.nlp import model_config
+
+    config = model_config.load(model_dir)
+    pretrainer = model_config.build_pretrainer(config)
+    model_config.restore_weights(pretrainer, model_dir)
+    out = export_dir or os.path.join(model_dir, "export")
+    export_pretrainer(pretrainer, config.vocab_file, out, config.max_seq_length, config.max_predictions_per_seq)
+    return out
 
 
 def main(argv):
-    """Exports the latest checkpoint of a run, rebuilding the model from the flags saved beside it."""
     del argv
-    import json
+    from official.common import cli
+    from official.nlp.flags import FLAGS
 
-    from official.common import checkpointing
-    from official.nlp import pretrain
-
-    flagfile = os.path.join(FLAGS.model_dir, "flags.json")
-    if not tf.io.gfile.exists(flagfile):
-        raise app.UsageError(f"{flagfile} not found: is --model_dir a pretraining run directory?")
-    with tf.io.gfile.GFile(flagfile) as fh:
-        saved = json.load(fh)
-
-    class F:  # the run's flags
-        pass
-
-    for k, v in saved.items():
-        setattr(F, k, v)
-    model = pretrain.compile_model(pretrain.build_model(F, len(Vocab(F.vocab_file))), F)
-    if checkpointing.CheckpointManager(model, FLAGS.model_dir).restore_latest() == 0:
-        raise app.UsageError(f"No checkpoint in {FLAGS.model_dir}.")
-    out = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export")
-    export_pretrainer(model, F.vocab_file, out, F.max_seq_length, F.max_predictions_per_seq)
+    cli.set_log_level(FLAGS.log_level)
+    out = cli.run_reporting_input_errors(export_run, FLAGS.model_dir, FLAGS.export_dir)
     print(f"Exported {FLAGS.model_dir} to {out}")
 
 
 if __name__ == "__main__":
-    # --model_dir and --export_dir are pretrain.py's flags (imported here, defined once).
-    from official.nlp import pretrain  # noqa: F401
+    from official.nlp import flags as nlp_flags
 
+    nlp_flags.define_export_flags()
     flags.mark_flags_as_required(["model_dir"])
     app.run(main)

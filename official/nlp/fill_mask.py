@@ -21,6 +21,9 @@ def define_flags():
     flags.DEFINE_string("text_file", "official/nlp/corpus/heldout.txt", "Sentences to mask (one per line).")
     flags.DEFINE_integer("examples", 5, "How many sentences.")
     flags.DEFINE_integer("seed", 0, "Which sentences and words.")
+    from official.nlp import flags as nlp_flags
+
+    nlp_flags.define_log_level_flag()
 
 
 FLAGS = flags.FLAGS
@@ -40,15 +43,41 @@ def masked_examples(lines, n, seed):
     return out
 
 
-def main(argv):
-    del argv
+def check_export_dir(path, flag="--export_dir"):
+    """Raises a one-line ValueError unless `path` holds a SavedModel, saying what it is and which to give."""
+    import os
+
+    import tensorflow as tf
+
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        return
+    export = os.path.join(path, "export")
+    if tf.io.gfile.exists(os.path.join(export, "saved_model.pb")):
+        raise ValueError(f"{flag}={path} is a pretraining run directory, not an export: give {flag}={export}.")
+    if not tf.io.gfile.isdir(path):
+        raise ValueError(f"{flag}={path} does not exist; give the SavedModel written by official.nlp.export "
+                         "(<model_dir>/export by default).")
+    if tf.io.gfile.exists(os.path.join(path, "model_config.json")) or tf.train.latest_checkpoint(path):
+        raise ValueError(f"{flag}={path} is a pretraining run directory without an export: run `python -m "
+                         f"official.nlp.export --model_dir={path}`, then give {flag}={export}.")
+    raise ValueError(f"{flag}={path} holds no SavedModel (saved_model.pb); give the directory written by "
+                     "official.nlp.export (<model_dir>/export by default).")
+
+
+def fill(export_dir, text_file, examples, seed):
+    """Masks one word in each of `examples` sentences of `text_file` and prints the export's predictions."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer's ops the SavedModel uses)
 
-    with tf.io.gfile.GFile(FLAGS.text_file) as f:
+    check_export_dir(export_dir)
+    if not tf.io.gfile.exists(text_file):
+        raise ValueError(f"--text_file={text_file} does not exist.")
+    with tf.io.gfile.GFile(text_file) as f:
         lines = [line.strip() for line in f if line.strip()]
-    model = tf.saved_model.load(FLAGS.export_dir)
-    examples = masked_examples(lines, FLAGS.examples, FLAGS.seed)
+    model = tf.saved_model.load(export_dir)
+    examples = masked_examples(lines, examples, seed)
+    if not examples:
+        raise ValueError(f"--text_file={text_file} has no sentence of 6 to 20 words with a word of 4+ letters.")
     out = model.signatures["serving_default"](text=tf.constant([t for t, _ in examples]))
     top_tokens, top_p = out["top_k_tokens"].numpy()[:, 0], out["top_k_probabilities"].numpy()[:, 0]
     hits, hits_k = 0, 0
@@ -62,6 +91,14 @@ def main(argv):
     k = top_tokens.shape[-1]
     print(f"{hits}/{len(examples)} masked words start with the predicted word piece, "
           f"{hits_k}/{len(examples)} with one of the {k} most likely.")
+
+
+def main(argv):
+    del argv
+    from official.common import cli
+
+    cli.set_log_level(FLAGS.log_level)
+    cli.run_reporting_input_errors(fill, FLAGS.export_dir, FLAGS.text_file, FLAGS.examples, FLAGS.seed)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@
 
 The text columns become segments A and B: `[CLS] A [SEP] B [SEP]`, tokenized
 with the pretraining run's vocabulary. The encoder (its type, size and
-vocabulary read from `--init_model_dir/flags.json`) starts from that run's
+vocabulary read from `--init_model_dir/model_config.json`) starts from that run's
 latest checkpoint; a classifier on the first token's output is trained with
 it. SIBERT is fine-tuned with Lamb (the paper: Adam is too sensitive to the
 scale of a scale-invariant encoder), BERT with AdamW; both with linear warm-up
@@ -31,41 +31,9 @@ import os
 import numpy as np
 from absl import app, flags
 
+from official.nlp import configs
+
 GLUE_METRICS = {"cola": "mcc", "mrpc": "f1", "qqp": "f1", "stsb": "correlation"}
-
-
-def define_flags():
-    """Defined only when run as a program, so that importing the module defines no absl flag."""
-    flags.DEFINE_string("init_model_dir", None, "Pretraining run to start from (its flags.json gives --model, "
-                        "--config and --vocab_file). None: a randomly initialised encoder.")
-    flags.DEFINE_enum("model", None, ["sibert", "bert"], "Encoder type (default: the run's, else sibert).")
-    flags.DEFINE_enum("config", None, ["tiny", "mini", "small", "medium", "base", "large"],
-                      "Size preset (default: the run's, else tiny).")
-    flags.DEFINE_string("vocab_file", None, "Vocabulary (default: the run's, else the shipped one).")
-    flags.DEFINE_string("train_file", None, "Local training table (.tsv in GLUE's layout, .csv, .jsonl).")
-    flags.DEFINE_string("eval_file", None, "Local evaluation table, same columns as --train_file.")
-    flags.DEFINE_enum("file_format", None, ["tsv", "csv", "jsonl"], "Format of the files (default: extension).")
-    flags.DEFINE_list("text_fields", ["sentence"], "One or two text columns (names, or 0-based numbers for files "
-                      "without a header, such as GLUE's CoLA).")
-    flags.DEFINE_string("label_field", "label", "The label column.")
-    flags.DEFINE_list("labels", None, "Class names in id order (default: the sorted labels of --train_file).")
-    flags.DEFINE_bool("regression", False, "Labels are numbers (e.g. STS-B's score): mean squared error.")
-    flags.DEFINE_string("tfds_name", None, "A prepared TFDS GLUE-style dataset, instead of local files.")
-    flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory.")
-    flags.DEFINE_string("train_split", "train", "TFDS training split.")
-    flags.DEFINE_string("eval_split", "validation_matched", "TFDS evaluation split.")
-    flags.DEFINE_integer("max_seq_length", 128, "Sequence length.")
-    flags.DEFINE_integer("batch_size", 32, "Batch size.")
-    flags.DEFINE_integer("epochs", 3, "Epochs.")
-    flags.DEFINE_integer("max_train_examples", 0, "Use at most this many training examples (0 = all).")
-    flags.DEFINE_float("learning_rate", 2e-4, "Peak learning rate.")
-    flags.DEFINE_float("warmup_fraction", 0.1, "Fraction of the steps spent warming up.")
-    flags.DEFINE_integer("seed", 0, "Random seed (classifier initialisation, data order).")
-    flags.DEFINE_string("model_dir", None, "Where the results go.")
-    flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
-
-
-DEFAULTS = dict(model="sibert", config="tiny", vocab_file="official/nlp/corpus/vocab.txt")
 
 
 def _text_keys(info):
@@ -128,7 +96,7 @@ def load_file_task(path, f, vocab, shuffle, labels=None):
 
     from official.nlp.data import labelled_text
 
-    texts, y, labels = labelled_text.load_examples(path, f.text_fields, f.label_field, f.file_format,
+    texts, y, labels = labelled_text.load_examples(path, list(f.text_fields), f.label_field, f.file_format,
                                                    labels=labels, regression=f.regression)
     ds = tf.data.Dataset.from_tensor_slices((tuple(texts), y))
     encode = encode_fn(vocab, f.max_seq_length, len(texts), f.regression)
@@ -170,48 +138,43 @@ def metrics_from_predictions(predictions, labels, num_classes):
     return out
 
 
-def resolve_encoder(f):
-    """(model, config, vocab_file) from the flags, filling what is unset from the pretraining run's flags.json.
+def resolve_encoder(c):
+    """The encoder to fine-tune: the `init_model_dir` run's `ModelConfig`, or a new one from `model`/`config`.
+
+    Returns:
+        An `official.nlp.model_config.ModelConfig` (for a new encoder its
+        lengths are `c.max_seq_length` and 2 predictions, unused here).
 
     Raises:
-        ValueError: `--init_model_dir` has no checkpoint, or a flag given explicitly contradicts the run.
+        ValueError: `init_model_dir` is not a pretraining run or has no
+            checkpoint, a flag given explicitly contradicts the run, or
+            `--max_seq_length` exceeds the run's position table.
     """
     import tensorflow as tf
 
-    chosen = {k: getattr(f, k) for k in DEFAULTS}
-    if f.init_model_dir:
-        if tf.train.latest_checkpoint(f.init_model_dir) is None:
-            raise ValueError(f"--init_model_dir={f.init_model_dir} holds no checkpoint.")
-        flagfile = os.path.join(f.init_model_dir, "flags.json")
-        if tf.io.gfile.exists(flagfile):
-            with tf.io.gfile.GFile(flagfile) as fh:
-                saved = json.load(fh)
-            for name in DEFAULTS:
-                if chosen[name] is None:
-                    chosen[name] = saved[name]
-                elif name != "vocab_file" and chosen[name] != saved[name]:
-                    raise ValueError(f"--{name}={chosen[name]} contradicts the run in --init_model_dir="
-                                     f"{f.init_model_dir}, which has --{name}={saved[name]}: leave --{name} unset.")
-    return tuple(chosen[k] if chosen[k] is not None else DEFAULTS[k] for k in ("model", "config", "vocab_file"))
+    from official.nlp import model_config
+    from official.nlp.data.vocab import Vocab
 
-
-def validate_flags(f):
-    """Raises a ValueError naming the flag for a missing, inconsistent or out-of-range value."""
-    if not f.model_dir:
-        raise ValueError("--model_dir is required.")
-    if bool(f.tfds_name) == bool(f.train_file):
-        raise ValueError("Give exactly one of --train_file (local files) or --tfds_name.")
-    if f.train_file and not f.eval_file:
-        raise ValueError("--train_file needs --eval_file (the data to report metrics on).")
-    for name in ("max_seq_length", "batch_size", "epochs"):
-        if getattr(f, name) < 1:
-            raise ValueError(f"--{name} must be >= 1. Received: {getattr(f, name)}")
-    if f.max_seq_length < 5:
-        raise ValueError(f"--max_seq_length must be >= 5 ([CLS], [SEP]s and text). Received: {f.max_seq_length}")
-    if not f.learning_rate > 0:
-        raise ValueError(f"--learning_rate must be > 0. Received: {f.learning_rate}")
-    if not 0 <= f.warmup_fraction < 1:
-        raise ValueError(f"--warmup_fraction must be in [0, 1). Received: {f.warmup_fraction}")
+    if not c.init_model_dir:
+        fresh = configs.PretrainConfig(model=c.model or "sibert", config=c.config or "tiny",
+                                       vocab_file=c.vocab_file or configs.SHIPPED_VOCAB,
+                                       max_seq_length=c.max_seq_length, max_predictions_per_seq=2)
+        return model_config.from_pretrain_config(fresh, Vocab(fresh.vocab_file))
+    run = model_config.load(c.init_model_dir, flag="--init_model_dir")
+    if tf.train.latest_checkpoint(c.init_model_dir) is None:
+        raise ValueError(f"--init_model_dir={c.init_model_dir} holds no checkpoint.")
+    for name, saved in (("model", run.model), ("config", run.preset)):
+        given = getattr(c, name)
+        if given is not None and given != saved:
+            raise ValueError(f"--{name}={given} contradicts the run in --init_model_dir={c.init_model_dir}, which "
+                             f"has --{name}={saved}: leave --{name} unset.")
+    if c.vocab_file is not None and run.vocab_sha256 is not None and Vocab(c.vocab_file).sha256 != run.vocab_sha256:
+        raise ValueError(f"--vocab_file={c.vocab_file} is not the vocabulary of the run in --init_model_dir="
+                         f"{c.init_model_dir} ({run.vocab_file}): leave --vocab_file unset.")
+    if c.max_seq_length > run.encoder.max_sequence_length:
+        raise ValueError(f"--max_seq_length={c.max_seq_length} exceeds the {run.encoder.max_sequence_length} "
+                         f"positions of the encoder in --init_model_dir={c.init_model_dir}.")
+    return run
 
 
 def run(f):
@@ -220,12 +183,12 @@ def run(f):
     import tensorflow as tf
 
     import keras_si
-    from official.nlp import modeling
+    from official.nlp import model_config
     from official.nlp.data.vocab import Vocab
 
-    validate_flags(f)
-    model_type, config_name, vocab_file = resolve_encoder(f)
-    vocab = Vocab(vocab_file)
+    f.validate()
+    encoder = resolve_encoder(f)
+    vocab = Vocab(encoder.vocab_file)
     keras.utils.set_random_seed(f.seed)
     if f.train_file:
         train, labels = load_file_task(f.train_file, f, vocab, shuffle=True,
@@ -241,33 +204,22 @@ def run(f):
                                           f.batch_size, shuffle=False)
         labels, task, eval_name = None, f.tfds_name, f.eval_split
 
-    config = modeling.get_config(config_name, vocab_size=len(vocab),
-                                 max_position_embeddings=max(512, f.max_seq_length))
-    pretrainer = modeling.Pretrainer(model_type, config)
-    pretrainer(modeling.dummy_features(2, f.max_seq_length, 2, len(vocab)))
+    pretrainer = model_config.build_pretrainer(encoder)
     if f.init_model_dir:
-        latest = tf.train.latest_checkpoint(f.init_model_dir)
-        # Pretraining checkpoints are flat lists of the pretrainer's variables (official.common.checkpointing).
-        status = tf.train.Checkpoint(model_variables=list(pretrainer.variables)).restore(latest)
-        status.expect_partial()  # the optimizer state in the file is not needed
-        try:
-            status.assert_existing_objects_matched()  # every encoder and head variable was found
-        except AssertionError as e:
-            raise ValueError(f"--init_model_dir={f.init_model_dir}: its checkpoint does not fit a {model_type}-"
-                             f"{config_name} encoder with a {len(vocab)}-token vocabulary ({e}).") from None
-        print(f"Encoder ({model_type}, {config_name}) initialised from {latest}")
+        latest = model_config.restore_weights(pretrainer, f.init_model_dir, flag="--init_model_dir")
+        print(f"Encoder ({encoder.model}, {encoder.preset}) initialised from {latest}")
     model = build_classifier(pretrainer.encoder, num_classes)
 
     steps = max(1, int(train.cardinality().numpy())) * f.epochs
     lr = keras_si.schedules.LinearWarmup(keras.optimizers.schedules.PolynomialDecay(f.learning_rate, steps, 0.0),
                                          warmup_steps=int(f.warmup_fraction * steps))
-    optimizer = keras.optimizers.Lamb(lr) if model_type == "sibert" else keras.optimizers.AdamW(lr, weight_decay=0.01)
+    optimizer = keras.optimizers.Lamb(lr) if encoder.model == "sibert" else keras.optimizers.AdamW(lr, weight_decay=0.01)
     if num_classes is None:
         loss = keras.losses.MeanSquaredError()
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss)
-    model.fit(train, epochs=f.epochs, verbose=f.verbose)
+    model.fit(train, epochs=f.epochs, verbose=f.verbose, shuffle=False)  # the data is shuffled already
 
     predictions, targets = [], []
     for x, y in evaluation:
@@ -286,11 +238,14 @@ def run(f):
 
 def main(argv):
     del argv
-    from official.common.cli import run_reporting_input_errors
+    from official.common import cli
 
-    run_reporting_input_errors(run, flags.FLAGS)
+    cli.set_log_level(flags.FLAGS.log_level)
+    cli.run_reporting_input_errors(lambda: run(configs.from_flags(configs.FinetuneConfig, flags.FLAGS)))
 
 
 if __name__ == "__main__":
-    define_flags()
+    from official.nlp import flags as nlp_flags
+
+    nlp_flags.define_finetune_flags()
     app.run(main)

@@ -22,6 +22,7 @@ latest checkpoint, on the same data position. At the end the model is
 exported as a SavedModel (`official.nlp.export`).
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -29,123 +30,52 @@ import time
 
 from absl import app, flags, logging
 
-flags.DEFINE_enum("model", "sibert", ["sibert", "bert"], "Which encoder to pretrain.")
-flags.DEFINE_enum("config", "tiny", ["tiny", "mini", "small", "medium", "base", "large"], "Size preset.")
-flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (default: the copy written beside --input_files by "
-                    "create_pretraining_data, else the shipped official/nlp/corpus/vocab.txt).")
-flags.DEFINE_list("input_files", None, "TFRecord files or globs (static masking).")
-flags.DEFINE_list("text_files", None, "Text files (one sentence per line, blank line between documents).")
-flags.DEFINE_string("tfds_name", None, "A TFDS text dataset (prepared beforehand; never downloaded).")
-flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory.")
-flags.DEFINE_string("tfds_split", "train", "TFDS split.")
-flags.DEFINE_string("tfds_text_key", "text", "The TFDS feature holding a document's text.")
-flags.DEFINE_list("eval_text_files", None, "Held-out text for MLM accuracy before and after training.")
-flags.DEFINE_integer("eval_batches", 8, "Held-out batches to evaluate.")
-flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
-                  "tf.distribute strategy.")
-flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('local' on a TPU VM).")
-flags.DEFINE_integer("num_gpus", None, "GPUs for --strategy=mirrored (default: all).")
-flags.DEFINE_integer("global_batch_size", 32, "Batch size summed over replicas.")
-flags.DEFINE_integer("max_seq_length", 128, "Sequence length.")
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence.")
-flags.DEFINE_float("masked_lm_prob", 0.15, "Masking rate (text input).")
-flags.DEFINE_integer("train_steps", 1000, "Optimizer steps in total.")
-flags.DEFINE_integer("steps_per_epoch", 100, "Steps between checkpoints (and epoch ends on the progress bar).")
-flags.DEFINE_integer("steps_per_execution", 1, "Steps per tf.function call.")
-flags.DEFINE_integer("max_checkpoints", 3, "Checkpoints kept.")
-flags.DEFINE_integer("summary_steps", None, "Steps between TensorBoard summaries (default: --steps_per_epoch).")
-flags.DEFINE_float("learning_rate", None, "Encoder learning rate (default: 8e-4 SIBERT/SGDClip, 1e-4 BERT/AdamW).")
-flags.DEFINE_float("head_learning_rate", 8e-4, "SIBERT heads' Lamb learning rate.")
-flags.DEFINE_integer("warmup_steps", 10000, "Linear warm-up steps (SIBERT heads; BERT).")
-flags.DEFINE_float("weight_decay", 1e-2, "Weight decay.")
-flags.DEFINE_float("clip_factor", 2.0, "SGDClip's clip factor sqrt(C); <= 0 turns clipping off.")
-flags.DEFINE_list("lr_decay_at", ["0.6", "0.9"], "SIBERT: fractions of train_steps where the LR drops 10x.")
-flags.DEFINE_float("init_scale", 1.0, "Multiplies the initial weights of SIBERT's scale-invariant group (its "
-                   "function is unchanged), or of BERT's whole encoder (the paper's Figure 1).")
-flags.DEFINE_float("dropout", None, "Encoder dropout rate, hidden and attention (default: the preset's, 0.1).")
-flags.DEFINE_enum("mixed_precision_policy", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
-                  "Keras dtype policy.")
-flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA compilation of the train step.")
-flags.DEFINE_integer("seed", 0, "Random seed (weights, data order, masks).")
-flags.DEFINE_bool("deterministic", False, "Deterministic ops (a resumed run then matches an uninterrupted one).")
-flags.DEFINE_string("model_dir", None, "Checkpoints, logs and the export go here.")
-flags.DEFINE_string("export_dir", None, "SavedModel directory (default: <model_dir>/export).")
-flags.DEFINE_bool("export", True, "Export a SavedModel at the end.")
-flags.DEFINE_integer("verbose", 1, "Keras fit verbosity (1 = progress bar).")
+from official.nlp import configs
+from official.nlp import flags as nlp_flags
+
+# Defined on import (not only as a program) because scripts read `pretrain.FLAGS[name].default`
+# (examples/reproduce_paper.py); defining them twice is harmless (official.nlp.flags).
+nlp_flags.define_pretrain_flags()
 FLAGS = flags.FLAGS
-FLAG_NAMES = [
-    "model", "config", "vocab_file", "max_seq_length", "max_predictions_per_seq", "train_steps", "learning_rate",
-    "head_learning_rate", "warmup_steps", "weight_decay", "clip_factor", "lr_decay_at", "init_scale", "dropout",
-    "steps_per_execution", "jit_compile", "global_batch_size", "seed", "mixed_precision_policy",
-]
+PretrainConfig = configs.PretrainConfig
 # The flags that define the model and the layout of its checkpoints: a run directory's checkpoints only
 # continue under the same values (the vocabulary is compared by content, as `vocab_sha256`).
 MODEL_FLAGS = ("model", "config", "max_seq_length", "max_predictions_per_seq", "dropout", "mixed_precision_policy")
 
 
-def validate_flags(f):
-    """Raises a ValueError naming the flag for out-of-range or inconsistent values."""
-    from official.nlp.data.instances import check_lengths
-
-    sources = [bool(f.input_files), bool(f.text_files), bool(f.tfds_name)]
-    if sum(sources) != 1:
-        raise ValueError("Give exactly one of --input_files, --text_files or --tfds_name.")
-    if not f.model_dir:
-        raise ValueError("--model_dir is required.")
-    check_lengths(f.max_seq_length, f.max_predictions_per_seq, f.masked_lm_prob)
-    for name in ("global_batch_size", "train_steps", "steps_per_epoch", "steps_per_execution", "max_checkpoints",
-                 "eval_batches"):
-        if getattr(f, name) < 1:
-            raise ValueError(f"--{name} must be >= 1. Received: {getattr(f, name)}")
-    if f.steps_per_epoch % f.steps_per_execution:
-        raise ValueError(f"--steps_per_epoch={f.steps_per_epoch} must be a multiple of "
-                         f"--steps_per_execution={f.steps_per_execution}.")
-    if f.dropout is not None and not 0 <= f.dropout < 1:
-        raise ValueError(f"--dropout must be in [0, 1). Received: {f.dropout}")
-    for name in ("learning_rate", "head_learning_rate", "init_scale"):
-        value = getattr(f, name)
-        if value is not None and not value > 0:
-            raise ValueError(f"--{name} must be > 0. Received: {value}")
-    if f.weight_decay < 0:
-        raise ValueError(f"--weight_decay must be >= 0. Received: {f.weight_decay}")
-    if f.warmup_steps < 0:
-        raise ValueError(f"--warmup_steps must be >= 0. Received: {f.warmup_steps}")
-    decay_at = [float(x) for x in f.lr_decay_at]
-    if any(not 0 < x < 1 for x in decay_at) or decay_at != sorted(decay_at):
-        raise ValueError(f"--lr_decay_at must be increasing fractions in (0, 1). Received: {f.lr_decay_at}")
-    if f.strategy == "tpu" and not f.tpu:
-        raise ValueError("--strategy=tpu needs --tpu ('local' on a TPU VM, or the TPU's name or address).")
-    if f.strategy != "tpu" and f.tpu:
-        raise ValueError(f"--tpu is only used with --strategy=tpu (got --strategy={f.strategy}).")
-    if f.model == "sibert" and f.clip_factor > 0 and f.weight_decay == 0:
-        raise ValueError("SIBERT with --clip_factor > 0 needs --weight_decay > 0 (the clip threshold would be 0).")
+def validate_flags(c):
+    """Raises a ValueError naming the flag for out-of-range or inconsistent values (`PretrainConfig.validate`)."""
+    c.validate()
 
 
-DEFAULT_VOCAB = "official/nlp/corpus/vocab.txt"
+DEFAULT_VOCAB = configs.SHIPPED_VOCAB
 
 
-def resolve_vocabulary(f):
-    """Sets `f.vocab_file` when unset, and checks it and the lengths against the records' facts.
+def resolve_vocabulary(c):
+    """The config with `vocab_file` set when unset, checked with the lengths against the records' facts.
 
     Records written by `create_pretraining_data` carry their facts and a copy of
     their vocabulary (`official.nlp.data.records_info`): the default is that
     copy, and a `--vocab_file`, `--max_seq_length` or
     `--max_predictions_per_seq` that disagrees is refused before training.
 
+    Returns:
+        The config, with `vocab_file` set.
+
     Raises:
         ValueError: from `records_info.find` / `records_info.check`.
     """
     from official.nlp.data import records_info
 
-    info = records_info.find(f.input_files) if f.input_files else None
+    info = records_info.find(list(c.input_files)) if c.input_files else None
     if info is not None:
-        if f.vocab_file is None:
-            f.vocab_file = info["vocab_file"]
-            print(f"Vocabulary: {f.vocab_file}, the records' own ({info['vocab_size']} tokens).")
-        records_info.check(info, f.vocab_file, f.max_seq_length, f.max_predictions_per_seq)
-    elif f.vocab_file is None:
-        f.vocab_file = DEFAULT_VOCAB
-    return info
+        if c.vocab_file is None:
+            c = c.replace(vocab_file=info["vocab_file"])
+            print(f"Vocabulary: {c.vocab_file}, the records' own ({info['vocab_size']} tokens).")
+        records_info.check(info, c.vocab_file, c.max_seq_length, c.max_predictions_per_seq)
+    elif c.vocab_file is None:
+        c = c.replace(vocab_file=DEFAULT_VOCAB)
+    return c
 
 
 def latest_step(model_dir):
@@ -215,16 +145,14 @@ def eval_dataset(f, vocab):
     return ds.take(f.eval_batches).cache()
 
 
-def build_model(f, vocab_size):
-    from official.nlp import modeling
+def build_model(c, vocab_size):
+    """A built Pretrainer for the config `c` (`model`, `config`, `dropout`, the lengths), its initial weights
+    scaled by `c.init_scale`."""
+    from official.nlp import model_config, modeling
 
-    dropout = getattr(f, "dropout", None)  # absent from the flags.json of runs before --dropout
-    rates = {} if dropout is None else dict(dropout=dropout, attention_dropout=dropout)
-    config = modeling.get_config(f.config, vocab_size=vocab_size,
-                                 max_position_embeddings=max(512, f.max_seq_length), **rates)
-    model = modeling.Pretrainer(f.model, config)
-    model(modeling.dummy_features(2, f.max_seq_length, f.max_predictions_per_seq, vocab_size))
-    modeling.scale_initialization(model, f.init_scale)
+    model = modeling.Pretrainer(c.model, model_config.encoder_config(c, vocab_size))
+    model(modeling.dummy_features(2, c.max_seq_length, c.max_predictions_per_seq, vocab_size))
+    modeling.scale_initialization(model, c.init_scale)
     return model
 
 
@@ -284,8 +212,12 @@ def heldout_metrics(model, dataset, unigram=None, frequent=10):
     """
     import numpy as np
 
+    from official.nlp import modeling
+
     nll, hits, targets, nsp_nll, nsp_hits, sequences = [], [], [], 0.0, 0, 0
-    for features, labels, weights in dataset:
+    for batch in dataset:
+        # Record features (official.nlp.data), or (inputs, labels, weights) as given to fit.
+        features, labels, weights = modeling.pretraining_targets(batch) if isinstance(batch, dict) else batch
         out = model(features, training=False)
         logits = np.asarray(out["mlm"], np.float64)
         y = np.asarray(labels["mlm"]).astype(np.int64)
@@ -351,11 +283,11 @@ def run(f, strategy=None):
 
     import keras_si
     from official.common import checkpointing, distribute_utils
-    from official.nlp import optimization
+    from official.nlp import model_config, optimization
     from official.nlp.data.vocab import Vocab
 
-    validate_flags(f)
-    resolve_vocabulary(f)
+    f.validate()
+    f = resolve_vocabulary(f)
     saved_flags = check_run_directory(f)  # before anything is written
     done = latest_step(f.model_dir) if saved_flags else 0
     if done >= f.train_steps:
@@ -378,9 +310,11 @@ def run(f, strategy=None):
     keras.mixed_precision.set_global_policy(f.mixed_precision_policy)
     tf.io.gfile.makedirs(write_dir)
     if chief:
-        with tf.io.gfile.GFile(os.path.join(f.model_dir, "flags.json"), "w") as out:  # for export and resumes
-            json.dump({**{name: getattr(f, name) for name in FLAG_NAMES}, "vocab_sha256": vocab.sha256},
-                      out, indent=2)
+        # flags.json: the run's whole config, checked by a resume; model_config.json: what export and
+        # finetune rebuild the model from.
+        with tf.io.gfile.GFile(os.path.join(f.model_dir, "flags.json"), "w") as out:
+            json.dump({**dataclasses.asdict(f), "vocab_sha256": vocab.sha256}, out, indent=2)
+        model_config.save(model_config.from_pretrain_config(f, vocab), f.model_dir)
     if f.global_batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--global_batch_size={f.global_batch_size} is not divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas.")
@@ -466,14 +400,15 @@ def fit(model, data, initial_step, f, callbacks):
     if into:
         partial = f.steps_per_epoch - into
         history = model.fit(data.skip(initial_step), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=partial,
-                            callbacks=callbacks, verbose=f.verbose)
+                            callbacks=callbacks, verbose=f.verbose, shuffle=False)
         logs = {k: float(v[-1]) for k, v in history.history.items()}
         initial_step, epoch = initial_step + partial, epoch + 1
         if model.stop_training:
             return logs
     if epoch < epochs:
         history = model.fit(data.skip(initial_step), initial_epoch=epoch, epochs=epochs,
-                            steps_per_epoch=f.steps_per_epoch, callbacks=callbacks, verbose=f.verbose)
+                            steps_per_epoch=f.steps_per_epoch, callbacks=callbacks, verbose=f.verbose,
+                            shuffle=False)  # the data is shuffled (or a stream): Keras would warn and ignore it
         if history.history:
             logs = {k: float(v[-1]) for k, v in history.history.items()}
     return logs
@@ -484,10 +419,11 @@ def main(argv):
     import signal
     import sys
 
-    from official.common.cli import run_reporting_input_errors
+    from official.common import cli
 
+    cli.set_log_level(FLAGS.log_level)
     try:
-        _, summary = run_reporting_input_errors(run, FLAGS)
+        _, summary = cli.run_reporting_input_errors(lambda: run(configs.from_flags(PretrainConfig, FLAGS)))
     except KeyboardInterrupt:  # before training started (or after it ended): no step to lose
         sys.exit("\nInterrupted outside training; nothing to save.")
     if summary.get("stopped"):

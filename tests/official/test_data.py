@@ -10,6 +10,7 @@ import tensorflow as tf
 from official.nlp.data import create_pretraining_data as cpd
 from official.nlp.data import instances as inst
 from official.nlp.data import pretrain_dataloader as loader
+from official.nlp.data import records as layout
 from official.nlp.data.vocab import Vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,10 +79,11 @@ def test_loader_reads_model_garden_style_records(tmp_path):
         for _ in range(8):
             feats = {k: rng.randint(0, 50, size=v.shape).astype(np.int64) if v.dtype == tf.int64
                      else np.ones(v.shape, np.float32) for k, v in MODEL_GARDEN_SPEC.items()}
-            w.write(cpd.serialize(feats))
-    x, y, w = loader.numpy_batch(loader.tfrecord_dataset(path, 4, SEQ, PRED, seed=0))
+            w.write(layout.serialize(feats))
+    x = loader.numpy_batch(loader.tfrecord_dataset(path, 4, SEQ, PRED, seed=0))
     assert x["input_word_ids"].shape == (4, SEQ) and x["input_word_ids"].dtype == np.int32
-    assert y["mlm"].shape == (4, PRED) and y["nsp"].shape == (4,) and w["mlm"].shape == (4, PRED)
+    assert x["masked_lm_ids"].shape == (4, PRED) and x["next_sentence_labels"].shape == (4, 1)
+    assert x["masked_lm_weights"].shape == (4, PRED) and x["masked_lm_weights"].dtype == np.float32
 
 
 def test_nsp_label_polarity():
@@ -193,12 +195,12 @@ def test_dynamic_masking_changes_masks_and_keeps_layout():
     vocab = Vocab(VOCAB)
     docs = loader.load_documents(os.path.join(CORPUS, "heldout.txt"), max_documents=6)
     ds = loader.text_dataset(docs, vocab, 8, SEQ, PRED, seed=0)
-    (x1, y1, w1), (x2, _, _) = list(ds.take(2).as_numpy_iterator())
-    assert x1["input_word_ids"].shape == (8, SEQ) and y1["mlm"].shape == (8, PRED)
+    x1, x2 = list(ds.take(2).as_numpy_iterator())
+    assert x1["input_word_ids"].shape == (8, SEQ) and x1["masked_lm_ids"].shape == (8, PRED)
     assert np.all((x1["input_word_ids"] >= 0) & (x1["input_word_ids"] < len(vocab)))
-    assert (w1["mlm"].sum(axis=1) >= 1).all()
+    assert (x1["masked_lm_weights"].sum(axis=1) >= 1).all()
     again = next(iter(loader.text_dataset(docs, vocab, 8, SEQ, PRED, seed=0)))
-    np.testing.assert_array_equal(again[0]["input_word_ids"], x1["input_word_ids"])  # seeded
+    np.testing.assert_array_equal(again["input_word_ids"], x1["input_word_ids"])  # seeded
 
 
 # ---------------------------------------------------------------- bad input

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from official.nlp.data import create_pretraining_data as cpd
 from official.nlp.data import pretrain_dataloader as loader
+from official.nlp.data import records as layout
 from official.nlp.data.vocab import Vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -79,7 +80,7 @@ def test_random_next_sentences_come_from_the_other_files(books, tmp_path):
     dupe = 3
     one = cpd.create(paths, VOCAB, os.path.join(tmp_path, "w1", "train"), 2, SEQ, PRED, dupe_factor=dupe,
                      short_seq_prob=0.0, random_seed=5, num_workers=1)
-    spec = loader.feature_spec(SEQ, PRED)
+    spec = layout.feature_spec(SEQ, PRED)
     rows = list(tf.data.TFRecordDataset(one).map(lambda r: tf.io.parse_single_example(r, spec)).as_numpy_iterator())
     f = {k: np.stack([r[k] for r in rows]) for k in spec}
     n = len(rows)
@@ -161,7 +162,7 @@ def test_single_sentence_and_empty_inputs_of_the_writer(tmp_path):
     open(other, "w").write("Another sentence.\n")
     out = cpd.create([single, other], VOCAB, os.path.join(tmp_path, "out"), max_seq_length=16,
                      max_predictions_per_seq=2, dupe_factor=1)
-    spec = loader.feature_spec(16, 2)
+    spec = layout.feature_spec(16, 2)
     labels = [r["next_sentence_labels"][0] for r in tf.data.TFRecordDataset(out).map(
         lambda r: tf.io.parse_single_example(r, spec)).as_numpy_iterator()]
     assert labels == [1, 1]

@@ -12,6 +12,7 @@ import tensorflow as tf
 from official.nlp.data import create_pretraining_data as cpd
 from official.nlp.data import instances as inst
 from official.nlp.data import pretrain_dataloader as loader
+from official.nlp.data import records as layout
 from official.nlp.data import records_info
 from official.nlp.data.vocab import Vocab
 
@@ -40,7 +41,7 @@ def test_facts_file_holds_what_the_records_are(made):
     assert sorted(os.listdir(os.path.dirname(prefix))) == sorted(
         [os.path.basename(f) for f in files] + ["train.info.json", "train.vocab.txt"])  # no temporary left
     info = json.load(open(prefix + ".info.json"))
-    spec = loader.feature_spec(SEQ, PRED)
+    spec = layout.feature_spec(SEQ, PRED)
     per_file = [list(tf.data.TFRecordDataset(f).map(lambda r: tf.io.parse_single_example(r, spec))
                      .as_numpy_iterator()) for f in files]
     labels = [r["next_sentence_labels"][0] for rows in per_file for r in rows]
@@ -69,7 +70,7 @@ def test_find_by_glob_and_check(made, tmp_path):
     assert records_info.find(files[1])["instances_in_input"] == json.load(open(prefix + ".info.json"))[
         "instances_per_file"][1]
     # The loader skips the facts files that a glob matched, and reads the records.
-    x, _, _ = loader.numpy_batch(loader.tfrecord_dataset(prefix + "*", 4, SEQ, PRED, seed=0))
+    x = loader.numpy_batch(loader.tfrecord_dataset(prefix + "*", 4, SEQ, PRED, seed=0))
     assert x["input_word_ids"].shape == (4, SEQ)
 
     info = records_info.find(prefix + "*")

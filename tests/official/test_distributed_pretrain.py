@@ -66,8 +66,8 @@ def one_device_run(tmp_path_factory):
 def test_batches_have_equal_prediction_counts():
     f = flag_values(model_dir="unused", **RUN)
     data = pretrain.make_dataset(f, None, Vocab(f.vocab_file))(None)
-    for _, _, weights in data.take(f.train_steps):
-        counts = weights["mlm"].numpy().sum(axis=1)
+    for batch in data.take(f.train_steps):
+        counts = batch["masked_lm_weights"].numpy().sum(axis=1)
         assert (counts == f.max_predictions_per_seq).all(), (
             f"real predictions per sequence {counts}: the per-replica MLM means would not average to the "
             "global mean, so the distributed runs could not equal the one-device run"

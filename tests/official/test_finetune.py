@@ -1,26 +1,23 @@
 """Fine-tuning on GLUE-style TFDS data (tfds.testing.mock_data: no download), and its metrics."""
 
 import os
-import types
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from official.nlp import finetune, pretrain
+from official.nlp.configs import FinetuneConfig, PretrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOCAB = os.path.join(ROOT, "official", "nlp", "corpus", "vocab.txt")
 
 
 def args(**overrides):
-    values = dict(model="sibert", config="tiny", vocab_file=VOCAB, init_model_dir=None, tfds_name="glue/mnli",
-                  tfds_data_dir=None, train_split="train", eval_split="validation_matched", max_seq_length=32,
-                  batch_size=8, epochs=1, max_train_examples=0, learning_rate=1e-3, warmup_fraction=0.1,
-                  model_dir=None, train_file=None, eval_file=None, file_format=None, text_fields=["sentence"],
-                  label_field="label", labels=None, regression=False, seed=0, verbose=0)
+    values = dict(model="sibert", config="tiny", vocab_file=VOCAB, tfds_name="glue/mnli", max_seq_length=32,
+                  batch_size=8, epochs=1, learning_rate=1e-3, verbose=0)
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return FinetuneConfig(**values)
 
 
 def test_metrics_against_hand_computed_values():
@@ -38,11 +35,10 @@ def test_metrics_against_hand_computed_values():
 def test_finetune_mnli_from_a_pretraining_checkpoint(tmp_path):
     corpus = os.path.join(ROOT, "official", "nlp", "corpus", "heldout.txt")
     init = str(tmp_path / "pretrain")
-    values = {name: pretrain.FLAGS[name].default for name in pretrain.FLAGS if name in pretrain.FLAGS._flags()}
-    values.update(model="sibert", config="tiny", vocab_file=VOCAB, text_files=[corpus], global_batch_size=4,
-                  max_seq_length=32, max_predictions_per_seq=5, train_steps=2, steps_per_epoch=2, warmup_steps=1,
-                  learning_rate=0.5, verbose=0, export=False, model_dir=init)
-    pretrained, _ = pretrain.run(types.SimpleNamespace(**values))
+    pretrained, _ = pretrain.run(PretrainConfig(
+        model="sibert", config="tiny", vocab_file=VOCAB, text_files=[corpus], global_batch_size=4, max_seq_length=32,
+        max_predictions_per_seq=5, train_steps=2, steps_per_epoch=2, warmup_steps=1, learning_rate=0.5, verbose=0,
+        export=False, model_dir=init))
     with tfds.testing.mock_data(num_examples=16):
         results = finetune.run(args(init_model_dir=init, model=None, config=None, vocab_file=None,
                                     model_dir=str(tmp_path / "mnli")))

@@ -11,8 +11,8 @@ import keras_si
 from official.nlp import modeling as M
 
 VOCAB, SEQ, PRED = 64, 12, 3
-CONFIG = M.get_config("tiny", vocab_size=VOCAB, max_position_embeddings=16, hidden_size=32, num_heads=2,
-                      intermediate_size=64, dropout=0.0, attention_dropout=0.0)
+CONFIG = M.get_config("tiny", vocab_size=VOCAB, max_sequence_length=16, hidden_dim=32, num_heads=2,
+                      intermediate_dim=64, dropout=0.0, attention_dropout=0.0)
 
 
 def features(batch=4, seed=0):
@@ -32,13 +32,13 @@ def build(model_type, seed=0, config=CONFIG, use_nsp=True):
 
 
 def test_presets():
-    assert (M.PRESETS["tiny"].num_layers, M.PRESETS["tiny"].hidden_size) == (2, 128)
-    assert (M.PRESETS["base"].num_layers, M.PRESETS["base"].hidden_size, M.PRESETS["base"].num_heads) == (12, 768, 12)
-    assert (M.PRESETS["large"].num_layers, M.PRESETS["large"].hidden_size) == (24, 1024)
+    assert (M.PRESETS["tiny"].num_layers, M.PRESETS["tiny"].hidden_dim) == (2, 128)
+    assert (M.PRESETS["base"].num_layers, M.PRESETS["base"].hidden_dim, M.PRESETS["base"].num_heads) == (12, 768, 12)
+    assert (M.PRESETS["large"].num_layers, M.PRESETS["large"].hidden_dim) == (24, 1024)
     for name in ("mini", "small", "medium"):
         assert name in M.PRESETS
     with pytest.raises(ValueError, match="divisible"):
-        M.EncoderConfig(hidden_size=100, num_heads=3)
+        M.EncoderConfig(hidden_dim=100, num_heads=3)
     with pytest.raises(ValueError, match="preset"):
         M.get_config("huge")
 
@@ -199,7 +199,7 @@ def test_sibert_encoder_given_its_own_policy_passes_it_to_every_layer():
     """An encoder built with dtype="mixed_bfloat16" (global policy float32) computes every sublayer in bfloat16."""
     from official.nlp import modeling
 
-    config = modeling.get_config("tiny", vocab_size=50, max_position_embeddings=16)
+    config = modeling.get_config("tiny", vocab_size=50, max_sequence_length=16)
     encoder = modeling.SIBertEncoder(config, dtype="mixed_bfloat16")
     ids = np.ones((2, 8), "int32")
     encoder({"input_word_ids": ids, "input_mask": ids, "input_type_ids": np.zeros_like(ids)})

@@ -6,7 +6,7 @@ from official.nlp import modeling, optimization
 
 
 def _sibert(vocab=60):
-    model = modeling.Pretrainer("sibert", modeling.get_config("tiny", vocab_size=vocab, max_position_embeddings=32))
+    model = modeling.Pretrainer("sibert", modeling.get_config("tiny", vocab_size=vocab, max_sequence_length=32))
     model(modeling.dummy_features(2, 16, 3, vocab))
     return model
 

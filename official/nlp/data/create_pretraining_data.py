@@ -9,7 +9,7 @@
 
 Input: one sentence per line, a blank line between documents. Output:
 `<output_file>-00000-of-0000N.tfrecord`, ... in BERT's standard layout (the
-Model Garden's `input_word_ids` names; see `FEATURE_SPEC`), readable by its
+Model Garden's `input_word_ids` names; see `official.nlp.data.records`), readable by its
 BERT pretraining data loader and by `official.nlp.data.pretrain_dataloader`.
 
 Beside them, `<output_file>.info.json` records how they were made
@@ -65,30 +65,6 @@ TOOL_VERSION = 2
 # Instances masked per call of `mask_batch` (bounds its arrays' memory).
 _MASK_CHUNK = 4096
 
-FEATURE_SPEC_LENGTHS = {
-    "input_word_ids": "max_seq_length",
-    "input_mask": "max_seq_length",
-    "input_type_ids": "max_seq_length",
-    "masked_lm_positions": "max_predictions_per_seq",
-    "masked_lm_ids": "max_predictions_per_seq",
-    "masked_lm_weights": "max_predictions_per_seq",
-    "next_sentence_labels": 1,
-}
-
-
-def serialize(features):
-    import tensorflow as tf
-
-    def feature(values):
-        if values.dtype.kind == "f":
-            return tf.train.Feature(float_list=tf.train.FloatList(value=values.tolist()))
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values.tolist()))
-
-    example = tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in features.items()}))
-    # deterministic=True sorts the feature map: byte-identical output in every process.
-    return example.SerializeToString(deterministic=True)
-
-
 def _tokenize_file(job):
     """Tokenizes one input file into `<prefix>.*.npy` (`instances.save_packed`); returns (documents, sentences)."""
     from official.nlp.data.vocab import Vocab
@@ -109,6 +85,7 @@ def _process_file(job):
     """
     import tensorflow as tf
 
+    from official.nlp.data import records as layout
     from official.nlp.data.vocab import Vocab
 
     index, part, prefixes, opts = job
@@ -133,7 +110,7 @@ def _process_file(job):
             while chunk := list(itertools.islice(instances, _MASK_CHUNK)):
                 features = inst.mask_batch(chunk, config, opts["max_seq_length"], mask_rng)
                 random_next += int(features["next_sentence_labels"].sum())
-                records.extend(serialize({k: v[row] for k, v in features.items()}) for row in range(len(chunk)))
+                records.extend(layout.serialize({k: v[row] for k, v in features.items()}) for row in range(len(chunk)))
             rng.shuffle(records)  # one pass of one file in memory, not the corpus x dupe_factor
             for r in records:
                 writer.write(r)

@@ -1,11 +1,10 @@
 """tf.data pipelines for pretraining: BERT TFRecords, or raw text with dynamic masking.
 
-Both yield `(inputs, labels, sample_weights)` for `model.fit` of
-`official.nlp.modeling.Pretrainer`:
-
-    inputs  = {input_word_ids, input_mask, input_type_ids, masked_lm_positions}   int32
-    labels  = {"mlm": masked_lm_ids [batch, P], "nsp": next_sentence_labels [batch]}
-    weights = {"mlm": masked_lm_weights [batch, P], "nsp": ones [batch]}
+Both yield batches of the records' features (`official.nlp.data.records`:
+`input_word_ids`, ..., `next_sentence_labels`, a dict of `[batch, length]`
+tensors); `official.nlp.modeling.pretraining_targets` turns them into the
+Pretrainer's `(inputs, labels, sample_weights)`, and `Pretrainer.fit` accepts
+them as they are.
 
 Features are int32 (TPUs support no int64 on device) and batches have a
 static shape (`drop_remainder=True`), as TPUs require. Under a
@@ -19,45 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from official.nlp.data import instances as inst
-from official.nlp.data import records_info
+from official.nlp.data import records, records_info
 from official.nlp.data.files import check_tfrecord_files, expand_globs, load_prepared_tfds
 
 
-def feature_spec(max_seq_length, max_predictions_per_seq):
-    """The record layout (the Model Garden's BERT pretraining names and dtypes)."""
-    s, p = max_seq_length, max_predictions_per_seq
-    return {
-        "input_word_ids": tf.io.FixedLenFeature([s], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([s], tf.int64),
-        "input_type_ids": tf.io.FixedLenFeature([s], tf.int64),
-        "masked_lm_positions": tf.io.FixedLenFeature([p], tf.int64),
-        "masked_lm_ids": tf.io.FixedLenFeature([p], tf.int64),
-        "masked_lm_weights": tf.io.FixedLenFeature([p], tf.float32),
-        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-    }
-
-
-def check_record_shapes(path, max_seq_length, max_predictions_per_seq):
-    """Raises a ValueError naming the file and feature if its first record does not match the flags."""
-    spec = feature_spec(max_seq_length, max_predictions_per_seq)
-    for raw in tf.data.TFRecordDataset(path).take(1):
-        example = tf.train.Example.FromString(raw.numpy())
-        for name, feature in spec.items():
-            if name not in example.features.feature:
-                raise ValueError(f"{path}: records lack the feature {name!r} (expected {sorted(spec)}).")
-            f = example.features.feature[name]
-            n = len(f.float_list.value) if feature.dtype == tf.float32 else len(f.int64_list.value)
-            if n != feature.shape[0]:
-                flag = "max_seq_length" if feature.shape[0] == max_seq_length and name.startswith("input") else (
-                    "max_predictions_per_seq" if name.startswith("masked") else "layout")
-                raise ValueError(
-                    f"{path}: feature {name!r} has length {n} but --{flag} gives {feature.shape[0]}; "
-                    "pass the --max_seq_length/--max_predictions_per_seq the records were written with."
-                )
-
-
-def to_model_inputs(features, vocab_size=None):
-    features = {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in features.items()}
+def _check_ids(features, vocab_size):
+    """The int32 features, with an in-graph check that every token id is below `vocab_size` (if given)."""
+    features = records.to_int32(features)
     if vocab_size is not None:
         ids = features["input_word_ids"]
         check = tf.debugging.assert_less(
@@ -65,11 +32,7 @@ def to_model_inputs(features, vocab_size=None):
         )
         with tf.control_dependencies([check]):
             features["input_word_ids"] = tf.identity(ids)
-    inputs = {k: features[k] for k in ("input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions")}
-    nsp = tf.reshape(features["next_sentence_labels"], [-1])
-    labels = {"mlm": features["masked_lm_ids"], "nsp": nsp}
-    # Keras wants a weight for every output once one has weights.
-    return inputs, labels, {"mlm": features["masked_lm_weights"], "nsp": tf.ones_like(nsp, tf.float32)}
+    return features
 
 
 def tfrecord_dataset(file_patterns, batch_size, max_seq_length, max_predictions_per_seq, is_training=True,
@@ -102,7 +65,7 @@ def tfrecord_dataset(file_patterns, batch_size, max_seq_length, max_predictions_
                                  f"--vocab_file={info['vocab_file']}.")
         check_tfrecord_files(files)
         for f in files:
-            check_record_shapes(f, max_seq_length, max_predictions_per_seq)
+            records.check_first_record(f, max_seq_length, max_predictions_per_seq)
     ds = tf.data.Dataset.from_tensor_slices(files)
     if input_context is not None and input_context.num_input_pipelines > 1:
         if len(files) < input_context.num_input_pipelines:
@@ -117,9 +80,8 @@ def tfrecord_dataset(file_patterns, batch_size, max_seq_length, max_predictions_
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
     if is_training:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    spec = feature_spec(max_seq_length, max_predictions_per_seq)
     ds = ds.batch(batch_size, drop_remainder=True)
-    ds = ds.map(lambda r: to_model_inputs(tf.io.parse_example(r, spec), vocab_size),
+    ds = ds.map(lambda r: _check_ids(records.parse(r, max_seq_length, max_predictions_per_seq), vocab_size),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -269,10 +231,10 @@ def text_dataset(documents, vocab, batch_size, max_seq_length, max_predictions_p
         shard = (input_context.input_pipeline_id, input_context.num_input_pipelines)
     stream = InstanceStream(tokenized, vocab, batch_size, max_seq_length, max_predictions_per_seq, masked_lm_prob,
                             short_seq_prob, seed, shard, getattr(documents, "source", "the text input"))
-    spec = feature_spec(max_seq_length, max_predictions_per_seq)
+    spec = records.feature_spec(max_seq_length, max_predictions_per_seq)
     signature = {k: tf.TensorSpec((batch_size,) + tuple(v.shape), v.dtype) for k, v in spec.items()}
     ds = tf.data.Dataset.from_generator(stream, output_signature=signature)
-    ds = ds.map(lambda f: to_model_inputs(f, len(vocab)), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda f: _check_ids(f, len(vocab)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -29,11 +29,11 @@ class _MultiHeadAttention(keras.layers.MultiHeadAttention):
 class BertTransformerBlock(keras.layers.Layer):
     """Post-LN block: `h = LN(h + MHA(h)); h = LN(h + FF(h))`, GELU (tanh approximation) feed-forward."""
 
-    def __init__(self, num_heads, intermediate_size, dropout=0.1, attention_dropout=0.1,
+    def __init__(self, num_heads, intermediate_dim, dropout=0.1, attention_dropout=0.1,
                  initializer_std=0.02, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = num_heads
-        self.intermediate_size = intermediate_size
+        self.intermediate_dim = intermediate_dim
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.initializer_std = initializer_std
@@ -48,11 +48,11 @@ class BertTransformerBlock(keras.layers.Layer):
         self.attention.build(input_shape, input_shape)
         self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-12, dtype="float32", name="attention_norm")
         self.attention_norm.build(input_shape)
-        self.intermediate = keras.layers.Dense(self.intermediate_size, activation=gelu_tanh,
+        self.intermediate = keras.layers.Dense(self.intermediate_dim, activation=gelu_tanh,
                                                kernel_initializer=init, name="intermediate")
         self.intermediate.build(input_shape)
         self.output_dense = keras.layers.Dense(hidden, kernel_initializer=init, name="output")
-        self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
+        self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_dim,))
         self.output_norm = keras.layers.LayerNormalization(epsilon=1e-12, dtype="float32", name="output_norm")
         self.output_norm.build(input_shape)
         self._dropout = HashedDropout(self.dropout)
@@ -74,7 +74,7 @@ class BertTransformerBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_heads=self.num_heads, intermediate_size=self.intermediate_size, dropout=self.dropout,
+        config.update(num_heads=self.num_heads, intermediate_dim=self.intermediate_dim, dropout=self.dropout,
                       attention_dropout=self.attention_dropout, initializer_std=self.initializer_std)
         return config
 
@@ -92,15 +92,15 @@ class BertEncoder(ConfiguredEncoder):
         super().__init__(config, **kwargs)
         c = self.config
         init = keras.initializers.TruncatedNormal(stddev=c.initializer_std)
-        self.token_embedding = keras.layers.Embedding(c.vocab_size, c.hidden_size, embeddings_initializer=init,
+        self.token_embedding = keras.layers.Embedding(c.vocab_size, c.hidden_dim, embeddings_initializer=init,
                                                       name="token_embedding")
-        self.type_embedding = keras.layers.Embedding(c.type_vocab_size, c.hidden_size, embeddings_initializer=init,
+        self.type_embedding = keras.layers.Embedding(c.type_vocab_size, c.hidden_dim, embeddings_initializer=init,
                                                      name="type_embedding")
         self._init = init
         self.embedding_norm = keras.layers.LayerNormalization(epsilon=1e-12, dtype="float32", name="embedding_norm")
         self._dropout = HashedDropout(c.dropout)
         self.blocks = [
-            BertTransformerBlock(c.num_heads, c.intermediate_size, c.dropout, c.attention_dropout,
+            BertTransformerBlock(c.num_heads, c.intermediate_dim, c.dropout, c.attention_dropout,
                                  c.initializer_std, name=f"layer_{i}")
             for i in range(c.num_layers)
         ]
@@ -111,9 +111,9 @@ class BertEncoder(ConfiguredEncoder):
         self.token_embedding.build(ids_shape)
         self.type_embedding.build(ids_shape)
         self.position_embeddings = self.add_weight(name="position_embedding",
-                                                   shape=(c.max_position_embeddings, c.hidden_size),
+                                                   shape=(c.max_sequence_length, c.hidden_dim),
                                                    initializer=self._init)
-        hidden_shape = tuple(ids_shape) + (c.hidden_size,)
+        hidden_shape = tuple(ids_shape) + (c.hidden_dim,)
         self.embedding_norm.build(hidden_shape)
         for block in self.blocks:
             block.build(hidden_shape)

@@ -9,6 +9,8 @@ from official.nlp.modeling.sibert import SIBertEncoder
 
 MODELS = ("sibert", "bert")
 FEATURES = ("input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions")
+# The records' features that are the heads' labels and weights (`pretraining_targets`).
+TARGET_FEATURES = ("masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
 
 
 @keras.saving.register_keras_serializable(package="official")
@@ -31,7 +33,7 @@ class Pretrainer(keras.Model):
             raise ValueError(f"model must be one of {MODELS}. Received: {model!r}")
         self.model_type = model
         config = config or EncoderConfig()
-        self.encoder_config = config if isinstance(config, EncoderConfig) else EncoderConfig(**config)
+        self.encoder_config = config if isinstance(config, EncoderConfig) else EncoderConfig.from_dict(config)
         self.use_nsp = use_nsp
         c = self.encoder_config
         encoder_cls = SIBertEncoder if model == "sibert" else BertEncoder
@@ -43,7 +45,7 @@ class Pretrainer(keras.Model):
     def build(self, input_shape):
         ids_shape = tuple(input_shape["input_word_ids"])
         self.encoder.build({k: ids_shape for k in ("input_word_ids", "input_mask", "input_type_ids")})
-        sequence_shape = ids_shape + (self.encoder_config.hidden_size,)
+        sequence_shape = ids_shape + (self.encoder_config.hidden_dim,)
         self.mlm_head.build(sequence_shape, tuple(input_shape["masked_lm_positions"]))
         if self.nsp_head is not None:
             self.nsp_head.build(sequence_shape)
@@ -64,10 +66,13 @@ class Pretrainer(keras.Model):
 
     # `*args`: the TensorFlow trainer passes `(data,)`, the JAX one `(state, data)`
     # and returns `(logs, state)`, which the multi-worker fix (TensorFlow only) leaves alone.
+    # The data is a batch of record features or an `(inputs, labels, sample_weights)` triple.
     def train_step(self, *args):
+        args = args[:-1] + (_as_targets(args[-1]),)
         return _per_replica_logs_for_multi_worker(self, super().train_step(*args))
 
     def test_step(self, *args):
+        args = args[:-1] + (_as_targets(args[-1]),)
         return _per_replica_logs_for_multi_worker(self, super().test_step(*args))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
@@ -78,6 +83,7 @@ class Pretrainer(keras.Model):
         # PerReplica..."). Only the batch's structure and shapes matter for the
         # symbolic build, so hand Keras one replica's part instead.
         if iterator is None or keras.backend.backend() != "tensorflow" or self._distribute_strategy is None:
+            data_batch = None if data_batch is None else _as_targets(data_batch)
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         import tensorflow as tf
 
@@ -89,12 +95,55 @@ class Pretrainer(keras.Model):
             if isinstance(x, tf.distribute.DistributedValues) else x,
             batch,
         )
-        return super()._maybe_symbolic_build(data_batch=local)
+        return super()._maybe_symbolic_build(data_batch=_as_targets(local))
 
     def get_config(self):
         config = super().get_config()
         config.update(model=self.model_type, config=self.encoder_config.to_dict(), use_nsp=self.use_nsp)
         return config
+
+
+def pretraining_targets(features):
+    """A batch of pretraining records' features -> `(inputs, labels, sample_weights)` for the Pretrainer's heads.
+
+    The one place where the records' names (`official.nlp.data.records`) meet
+    the heads': `masked_lm_ids` (weighted by `masked_lm_weights`) are the
+    `"mlm"` head's labels, `next_sentence_labels` the `"nsp"` head's (every
+    sequence weighted 1: Keras wants a weight for every output once one has
+    weights). `Pretrainer.fit`/`evaluate` call it on feature batches, so a
+    dataset of features can be given to them as it is.
+
+    Args:
+        features: a dict of `[batch, length]` arrays or tensors named as the
+            records' features (int ids, float `masked_lm_weights`).
+
+    Returns:
+        `(inputs, labels, sample_weights)`: inputs are the four `FEATURES`;
+        labels `{"mlm": [batch, P], "nsp": [batch]}`; weights likewise (float32).
+
+    Example:
+        >>> f = {k: np.zeros((2, 1), "int32") for k in ("input_word_ids", "input_mask", "input_type_ids",
+        ...      "masked_lm_positions", "masked_lm_ids", "next_sentence_labels")}
+        >>> f["masked_lm_weights"] = np.ones((2, 1), "float32")
+        >>> x, y, w = pretraining_targets(f)
+        >>> tuple(y["nsp"].shape), tuple(w["nsp"].shape)
+        ((2,), (2,))
+    """
+    missing = [k for k in FEATURES + TARGET_FEATURES if k not in features]
+    if missing:
+        raise ValueError(f"Pretraining features lack {missing}; expected {list(FEATURES + TARGET_FEATURES)}.")
+    nsp = keras.ops.reshape(features["next_sentence_labels"], (-1,))
+    inputs = {k: features[k] for k in FEATURES}
+    labels = {"mlm": features["masked_lm_ids"], "nsp": nsp}
+    weights = {"mlm": features["masked_lm_weights"], "nsp": keras.ops.ones_like(nsp, "float32")}
+    return inputs, labels, weights
+
+
+def _as_targets(data):
+    """A batch of record features -> `pretraining_targets`; an `(x, y, w)` batch is returned as it is."""
+    if isinstance(data, dict) and "masked_lm_ids" in data:
+        return pretraining_targets(data)
+    return data
 
 
 def _in_multi_worker_mode(strategy):

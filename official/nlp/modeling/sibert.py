@@ -28,11 +28,11 @@ class SIBertEncoder(ConfiguredEncoder):
         c = self.config
         init = keras.initializers.TruncatedNormal(stddev=c.initializer_std)
         self.embeddings = si_layers.SIEmbeddings(
-            c.vocab_size, c.hidden_size, c.max_position_embeddings, c.type_vocab_size, dropout=c.dropout,
+            c.vocab_size, c.hidden_dim, c.max_sequence_length, c.type_vocab_size, dropout=c.dropout,
             embeddings_initializer=init, kernel_initializer=init, name="embeddings", dtype=self.dtype_policy,
         )
         self.blocks = [
-            si_layers.SIEncoderBlock(c.num_heads, c.intermediate_size, dropout=c.dropout,
+            si_layers.SIEncoderBlock(c.num_heads, c.intermediate_dim, dropout=c.dropout,
                                      attention_dropout=c.attention_dropout, kernel_initializer=init,
                                      name=f"layer_{i}", dtype=self.dtype_policy)
             for i in range(c.num_layers)
@@ -43,7 +43,7 @@ class SIBertEncoder(ConfiguredEncoder):
     def build(self, input_shape):
         ids_shape = input_shape["input_word_ids"]
         self.embeddings.build(ids_shape, ids_shape)
-        hidden_shape = tuple(ids_shape) + (self.config.hidden_size,)
+        hidden_shape = tuple(ids_shape) + (self.config.hidden_dim,)
         for block in self.blocks:
             block.build(hidden_shape)
         self.final_norm.build(hidden_shape)
