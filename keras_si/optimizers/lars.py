@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from keras_si.optimizers import _norms
-from keras_si.optimizers.base import Optimizer, check_fraction, check_positive_number
+from keras_si.optimizers.base import Optimizer, check_fraction, check_patterns, check_positive_number
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
@@ -51,13 +51,9 @@ class LARS(Optimizer):
         self.momentum = float(momentum)
         self.trust_coefficient = float(trust_coefficient)
         self.nesterov = bool(nesterov)
-        if isinstance(exclude_from_layer_adaptation, str):
-            exclude_from_layer_adaptation = [exclude_from_layer_adaptation]
-        for p in exclude_from_layer_adaptation or []:
-            re.compile(p)
-        self.exclude_from_layer_adaptation = (
-            None if exclude_from_layer_adaptation is None else list(exclude_from_layer_adaptation)
-        )
+        patterns = check_patterns("exclude_from_layer_adaptation", exclude_from_layer_adaptation)
+        # None (follow the weight-decay exclusions) differs from [] (adapt every variable).
+        self.exclude_from_layer_adaptation = None if exclude_from_layer_adaptation is None else patterns
 
     def build(self, variables):
         if self.built:

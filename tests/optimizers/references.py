@@ -79,8 +79,12 @@ def lars_reference(xs, grad_seq, lr, mu, lam, tc, nesterov=False, adapt=None, de
     return xs
 
 
-def radam_reference(xs, grad_seq, lr, b1, b2, eps, lam=0.0):
-    """Liu et al. 2020, Algorithm 2, with the authors' threshold rho_t > 5 and eps placement."""
+def radam_reference(xs, grad_seq, lr, b1, b2, eps, lam=0.0, threshold=5.0):
+    """Liu et al. 2020, Algorithm 2, with the authors' eps placement; rectified where rho_t > threshold.
+
+    The authors' code (and the default) uses threshold 5, the paper's Algorithm 2 writes 4.
+    Returns the final weights and, per step, whether it was rectified.
+    """
     xs = [np.array(x, np.float64) for x in xs]
     ms = [np.zeros_like(x) for x in xs]
     vs = [np.zeros_like(x) for x in xs]
@@ -88,13 +92,13 @@ def radam_reference(xs, grad_seq, lr, b1, b2, eps, lam=0.0):
     rectified = []
     for t, gs in enumerate(grad_seq, start=1):
         rho_t = rho_inf - 2 * t * b2**t / (1 - b2**t)
-        rectified.append(rho_t > 5)
+        rectified.append(rho_t > threshold)
         for i, g in enumerate(gs):
             g = np.asarray(g, np.float64)
             ms[i] = b1 * ms[i] + (1 - b1) * g
             vs[i] = b2 * vs[i] + (1 - b2) * g * g
             m_hat = ms[i] / (1 - b1**t)
-            if rho_t > 5:
+            if rho_t > threshold:
                 r = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
                 step = r * m_hat * math.sqrt(1 - b2**t) / (np.sqrt(vs[i]) + eps)
             else:

@@ -54,10 +54,26 @@ def test_radam_matches_reference_through_both_branches(lam):
     assert_close_to_reference(got, want)
 
 
+@pytest.mark.parametrize("threshold,first_rectified", [(4.0, 5), (8.0, 10)])
+def test_radam_threshold_on_both_sides(threshold, first_rectified):
+    # beta_2 = 0.9: rho_t = 1, 1.95, 2.86, 3.74, 4.58, 5.39, 6.17, 6.91, 7.62, 8.29, ... (rho_inf = 19), so the
+    # default 5 rectifies from step 6, a threshold of 4 from step 5 and one of 8 from step 10.
+    xs, grads = problem(3, 12)
+    opt = keras_si.RAdam(0.01, beta_1=0.9, beta_2=0.9, threshold=threshold, weight_decay=0.01)
+    got = run(opt, xs, grads)
+    want, rectified = radam_reference(xs, grads, 0.01, 0.9, 0.9, 1e-8, 0.01, threshold=threshold)
+    assert rectified.index(True) + 1 == first_rectified and all(rectified[first_rectified - 1:])
+    assert keras_si.RAdam.from_config(opt.get_config()).threshold == threshold
+    assert_close_to_reference(got, want)
+    # The threshold changed the steps: the default threshold's result differs by far more than float32 rounding.
+    default, _ = radam_reference(xs, grads, 0.01, 0.9, 0.9, 1e-8, 0.01)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(want, default)) > 1e-3
+
+
 @pytest.mark.parametrize("opt", [
     keras_si.LARS(0.1, momentum=0.5, weight_decay=0.01, trust_coefficient=0.01, nesterov=True,
                   exclude_from_weight_decay=["bias"], exclude_from_layer_adaptation=["norm"]),
-    keras_si.RAdam(0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-6, weight_decay=0.01),
+    keras_si.RAdam(0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-6, threshold=6.5, weight_decay=0.01),
 ], ids=["LARS", "RAdam"])
 def test_config_round_trip(opt):
     clone = type(opt).from_config(copy.deepcopy(opt.get_config()))
@@ -73,6 +89,10 @@ def test_config_round_trip(opt):
     (lambda: keras_si.RAdam(beta_2=-0.1), "beta_2"),
     (lambda: keras_si.RAdam(epsilon=-1e-8), "epsilon"),
     (lambda: keras_si.RAdam(weight_decay=-1.0), "weight_decay"),
+    (lambda: keras_si.RAdam(threshold=3.9), "threshold"),
+    (lambda: keras_si.RAdam(threshold=float("inf")), "threshold"),
+    (lambda: keras_si.RAdam(threshold="5"), "threshold"),
+    (lambda: keras_si.LARS(exclude_from_layer_adaptation=["(bias"]), "exclude_from_layer_adaptation"),
 ])
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
