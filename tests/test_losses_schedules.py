@@ -104,12 +104,31 @@ def test_warmup_and_linear_scaling():
     (lambda: CyclicalLearningRate(1e-2, 1e-3, 10), "max_learning_rate"),
     (lambda: CyclicalLearningRate(1e-3, 1e-2, 0), "step_size"),
     (lambda: CyclicalLearningRate(1e-3, 1e-2, 10, mode="cosine"), "mode"),
+    (lambda: CyclicalLearningRate(-1e-3, 1e-2, 10), "initial_learning_rate"),
+    (lambda: CyclicalLearningRate(1e-3, 1e-2, 10, mode="exp_range", gamma=0.0), "gamma"),
     (lambda: LinearWarmup(0.1, warmup_steps=-1), "warmup_steps"),
+    (lambda: LinearWarmup(0.1, warmup_steps=2.5), "warmup_steps"),
+    (lambda: LinearWarmup(lambda step: 0.1, warmup_steps=2), "schedule"),
+    (lambda: LinearWarmup(0.1, warmup_steps=2, initial_learning_rate=-0.1), "initial_learning_rate"),
+    (lambda: linear_scaling(0.0, 64), "learning_rate"),
     (lambda: linear_scaling(0.1, 0), "batch_size"),
+    (lambda: linear_scaling(0.1, 64, base_batch_size="256"), "base_batch_size"),
 ])
 def test_bad_schedule_arguments(make, match):
-    with pytest.raises(ValueError, match=match):
+    """One line naming the argument, in Keras's form ("`name` must be ... Received: name=...")."""
+    with pytest.raises(ValueError, match=rf"^`{match}` must be .*Received: {match}=") as info:
         make()
+    assert "\n" not in str(info.value)
+
+
+def test_schedules_take_keras_argument_names():
+    """Keras's words (initial_learning_rate; a schedule's name defaults to its class name), kept in the configs."""
+    clr = CyclicalLearningRate(initial_learning_rate=0.01, max_learning_rate=0.05, step_size=4)
+    assert clr.get_config()["initial_learning_rate"] == 0.01 and clr.name == "CyclicalLearningRate"
+    assert float(clr(0)) == pytest.approx(0.01) and float(clr(4)) == pytest.approx(0.05)
+    warm = LinearWarmup(0.3, warmup_steps=4, initial_learning_rate=0.1)
+    assert warm.name == "LinearWarmup" and float(warm(2)) == pytest.approx(0.2)
+    assert linear_scaling(learning_rate=0.1, batch_size=64, base_batch_size=32) == pytest.approx(0.2)
 
 
 def test_exported_names():
