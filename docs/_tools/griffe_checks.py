@@ -1,4 +1,11 @@
-"""A griffe extension that makes `mkdocs build --strict` fail on an argument missing from a docstring's Args.
+"""Griffe extensions for the reference: Keras-style examples rendered as code, and undocumented arguments failing.
+
+`KerasExamples`: Keras writes a docstring's examples as unindented `>>>` lines after "Example:" (the test suite runs
+them, tests/test_docstring_examples.py); Google style, which griffe parses, wants them indented under the section.
+Left as they are, they would render as prose, and an output such as `[0.95, 2.1]` after a bracket would read as a
+broken Markdown cross-reference. The extension fences every such block as a `pycon` code block before rendering.
+
+`UndocumentedArgs` makes `mkdocs build --strict` fail on an argument missing from a docstring's Args.
 
 Griffe itself warns about an Args entry that names no parameter (`warn_unknown_params`), not about a parameter that
 no Args entry names. This extension adds the second check, for what the reference renders: every public class
@@ -50,6 +57,42 @@ def _check(public_path, obj, documented):
     for name in missing:
         _log.warning(f"{public_path} ({_where(obj)}): argument '{name}' is not documented in the Args section")
     return len(missing)
+
+
+def _fence_doctests(text):
+    """Returns `text` with each unindented run of `>>>` lines and their output wrapped in a ```pycon fence."""
+    out, in_fence, lines, i = [], False, text.split("\n"), 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence and line.startswith(">>>"):
+            # An example runs until a blank line, as doctest reads it.
+            block = []
+            while i < len(lines) and lines[i].strip():
+                block.append(lines[i])
+                i += 1
+            out += ["```pycon", *block, "```"]
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
+def _objects(obj):
+    yield obj
+    for member in obj.members.values():
+        if not member.is_alias:
+            yield from _objects(member)
+
+
+class KerasExamples(griffe.Extension):
+    """Fences Keras-style `>>>` examples as code (see the module docstring)."""
+
+    def on_package(self, *, pkg, loader, **kwargs):
+        for obj in _objects(pkg):
+            if obj.docstring and ">>>" in obj.docstring.value:
+                obj.docstring.value = _fence_doctests(obj.docstring.value)
 
 
 class UndocumentedArgs(griffe.Extension):
