@@ -40,5 +40,15 @@ test: venv
 bench: venv
 	$(PY) benchmarks/optimizer_step.py
 
+# The API reference and the guides (mkdocs.yml): installs requirements-docs.txt into .venv, then builds into site/
+# with warnings as errors (a broken link or cross-reference, or an argument missing from a docstring's Args, fails).
+.PHONY: docs
+$(VENV)/.docs-installed: $(VENV)/.installed requirements-docs.txt
+	$(PY) -m pip install -q -r requirements-docs.txt
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict
+
 clean-venv:
 	rm -rf $(VENV)
