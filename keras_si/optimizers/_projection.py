@@ -21,6 +21,12 @@ from keras import ops
 from keras_si.optimizers._norms import _normalize_axes, unit_axes as _unit_axes_of, unit_sum
 
 
+def check_weight_decay_ratio(value):
+    """Raises a ValueError unless `value` is a number in [0, 1] (SGDP's and AdamP's `weight_decay_ratio`)."""
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0):
+        raise ValueError(f"`weight_decay_ratio` must be in [0, 1]. Received: weight_decay_ratio={value!r}")
+
+
 def project(weight, grad, update, delta, eps=1e-8, unit_axes=None):
     """Returns (update with the radial part removed where scale invariant, 1.0 if projected else 0.0).
 

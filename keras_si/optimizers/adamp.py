@@ -1,47 +1,92 @@
-"""AdamP: Adam with the scale-invariant projection (Heo et al., ICLR 2021)."""
+"""AdamP: Adam with the scale-invariant projection (Heo et al., ICLR 2021, arXiv:2006.08217)."""
 
 import keras
 from keras import ops
 
-from keras_si.optimizers._projection import project
+from keras_si.optimizers._projection import check_weight_decay_ratio, project
 from keras_si.optimizers.base import Optimizer, check_fraction, check_positive_number
 
 
 @keras.saving.register_keras_serializable(package="keras_si")
 class AdamP(Optimizer):
-    """Adam whose update is projected on scale-invariant weights.
+    """Adam whose update loses its radial part on scale-invariant weights.
 
     "AdamP: Slowing Down the Slowdown for Momentum Optimizers on
-    Scale-invariant Weights", Heo et al., ICLR 2021, Algorithm 2 (AdamP):
+    Scale-invariant Weights", Heo, Chun, Oh, Han, Yun, Kim, Uh and Ha, ICLR
+    2021 (https://arxiv.org/abs/2006.08217), Algorithm 2 (AdamP). With `t`
+    the step (from 1), `g` the gradient, `lr` the learning rate, `lam` the
+    weight decay:
 
-        m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2
-        p  = m / (sqrt(v / (1 - b2^t)) + eps)        (Nesterov: (b1 m + (1 - b1) g) instead of m)
-        if w has > 1 dimension and looks scale invariant (see `_projection`):
-            p <- p - (w_hat . p) w_hat,   decay scaled by wd_ratio
-        w <- w (1 - eta lam r) - eta / (1 - b1^t) p    (r = wd_ratio if projected, else 1)
+    ```python
+    m = beta_1 * m + (1 - beta_1) * g
+    v = beta_2 * v + (1 - beta_2) * g**2
+    n = beta_1 * m + (1 - beta_1) * g if nesterov else m
+    p = n / (sqrt(v / (1 - beta_2**t)) + epsilon)
+    r = 1
+    if w.ndim > 1 and w looks scale invariant:  # as in `SGDP`
+        p = p - w_hat * dot(w_hat, p)           # w_hat = w / ||w||, per unit or whole
+        r = weight_decay_ratio
+    w = w - lr / (1 - beta_1**t) * p - lr * lam * r * w
+    ```
 
-    The decay is decoupled and multiplied by the learning rate (AdamW), as in
-    the authors' code.
+    The decay is decoupled and multiplied by the learning rate (AdamW's, as
+    Keras's `AdamW`), as in the authors' code. See `SGDP` for the cosine
+    test that decides the projection (per output unit, then the whole
+    tensor; vectors never).
 
     Args:
-        learning_rate, beta_1, beta_2 (in [0, 1)), epsilon (> 0), weight_decay (>= 0),
-        delta (> 0, default 0.1), wd_ratio (in [0, 1], default 0.1), nesterov.
-        name: default None, a name unique in the session ("adamp", "adamp_1", ...).
+        learning_rate: a float > 0, a
+            `keras.optimizers.schedules.LearningRateSchedule`, or a callable
+            taking no argument. Default 1e-3.
+        beta_1: the decay of the first moment, in [0, 1). Default 0.9.
+        beta_2: the decay of the second moment, in [0, 1). Default 0.999.
+        epsilon: added to the denominator and to the norms of the
+            projection, > 0. Default 1e-8, the authors' value (Keras's `Adam`
+            defaults to 1e-7).
+        weight_decay: the decay rate `lam >= 0`, or None (default) for none.
+        delta: the threshold of the cosine test, > 0. Default 0.1 (the
+            paper's).
+        weight_decay_ratio: the factor in [0, 1] on the decay of projected
+            weights. Default 0.1 (the paper's). The authors call it
+            `wd_ratio`; Keras spells the decay out as `weight_decay`.
+        nesterov: whether to use Nesterov momentum (the authors' option).
+            Default False.
+        name: default None, a name unique in the session ("adamp",
+            "adamp_1", ...).
+        **kwargs: the other arguments of `keras_si.optimizers.Optimizer`
+            (`exclude_from_weight_decay`) and of `keras.optimizers.Optimizer`
+            (`clipnorm`, `global_clipnorm`, `use_ema`, ...).
+
+    Raises:
+        ValueError: if an argument is out of its range (see
+            `keras_si.optimizers.Optimizer` for the shared ones).
+
+    Example:
+
+    Adam's first step is `lr * sign(g)`; here `g` is almost orthogonal to the
+    one-unit kernel `w`, so that step loses its part along `w`.
+
+    >>> import keras
+    >>> import keras_si
+    >>> w = keras.Variable([[3.0], [4.0]])
+    >>> g = keras.ops.convert_to_tensor([[4.1], [-2.9]])
+    >>> keras_si.AdamP(learning_rate=0.1).apply([g], [w])
+    >>> [round(float(v), 4) for v in w.numpy().ravel()]  # Keras's Adam: [2.9, 4.1]
+    [2.888, 4.084]
     """
 
     _default_name = "adamp"
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=None, delta=0.1,
-                 wd_ratio=0.1, nesterov=False, name=None, **kwargs):
+                 weight_decay_ratio=0.1, nesterov=False, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs)
         check_fraction("beta_1", beta_1)
         check_fraction("beta_2", beta_2)
         check_positive_number("epsilon", epsilon)
         check_positive_number("delta", delta)
-        if not (isinstance(wd_ratio, (int, float)) and 0.0 <= wd_ratio <= 1.0):
-            raise ValueError(f"`wd_ratio` must be in [0, 1]. Received: wd_ratio={wd_ratio!r}")
+        check_weight_decay_ratio(weight_decay_ratio)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
-        self.delta, self.wd_ratio, self.nesterov = float(delta), float(wd_ratio), bool(nesterov)
+        self.delta, self.weight_decay_ratio, self.nesterov = float(delta), float(weight_decay_ratio), bool(nesterov)
 
     def build(self, variables):
         if self.built:
@@ -68,7 +113,7 @@ class AdamP(Optimizer):
         ratio = 1.0
         if len(variable.shape) > 1:
             p, projected = project(variable, g, p, self.delta, self.epsilon)
-            ratio = 1.0 + (self.wd_ratio - 1.0) * projected
+            ratio = 1.0 + (self.weight_decay_ratio - 1.0) * projected
         step = lr / bc1 * p
         lam = self.weight_decay_for(variable)
         if lam:
@@ -78,5 +123,5 @@ class AdamP(Optimizer):
     def get_config(self):
         config = super().get_config()
         config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon, delta=self.delta,
-                      wd_ratio=self.wd_ratio, nesterov=self.nesterov)
+                      weight_decay_ratio=self.weight_decay_ratio, nesterov=self.nesterov)
         return config
