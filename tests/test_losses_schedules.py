@@ -68,9 +68,18 @@ def test_tilted_config_and_bad_tilt():
     clone = TiltedLoss.from_config(loss.get_config())
     y, p = np.random.RandomState(3).randn(5, 2), np.random.RandomState(4).randn(5, 2)
     np.testing.assert_allclose(float(clone(y, p)), float(loss(y, p)))
-    for bad in (float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="tilt"):
+    for bad in (float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match=r"^`tilt` must be a finite number\. Received: tilt="):
             TiltedLoss(tilt=bad)
+    assert TiltedLoss(tilt=np.float32(2.0)).tilt == 2.0  # NumPy numbers are numbers
+
+
+def test_tilted_refuses_a_reduction_it_would_ignore():
+    """The tilted aggregate is the reduction: reduction="sum" or None would be silently ignored, so it is refused."""
+    for reduction in ("sum", None, "none"):
+        with pytest.raises(ValueError, match=r"^`reduction` has no effect on TiltedLoss"):
+            TiltedLoss(reduction=reduction)
+    assert float(TiltedLoss(tilt=0.0, reduction="sum_over_batch_size")(np.zeros((2, 1)), np.ones((2, 1)))) == 1.0
 
 
 def clr_reference(t, base, top, step, mode, gamma=1.0):
