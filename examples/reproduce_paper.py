@@ -41,9 +41,12 @@ CORPUS = os.path.join(ROOT, "official", "nlp", "corpus")
 EVAL_EVERY = 100
 EVAL_BATCHES = 16
 
-# The recipe's hyperparameters, chosen by the sweep (docs/sgdclip.md): eta * lambda sets the equilibrium angular
-# step sqrt(2 eta lambda) and the time ln(c^2) / (2 eta lambda) for an init c times too large to reach equilibrium.
-SGDCLIP = dict(learning_rate=32.0, weight_decay=1e-4, clip_factor=2.0)
+# SGDClip's hyperparameters, from the sweep (docs/reproduction.md): eta * lambda sets the equilibrium angular step
+# sqrt(2 eta lambda) (smaller: less noise, a better loss at this budget) and the time ln(c^2) / (2 eta lambda) that an
+# initialisation c times too large needs to reach equilibrium. BEST is the sweep's best loss at 2,000 steps;
+# ROBUST has eta * lambda large enough for init x100 to reach equilibrium in 1,440 of the 2,000 steps.
+SGDCLIP = dict(learning_rate=32.0, weight_decay=1e-5, clip_factor=2.0)
+ROBUST = dict(learning_rate=32.0, weight_decay=1e-4)
 HEADS = dict(head_learning_rate=3e-3, warmup_steps=300)  # heads' Lamb/Adam, warm-up then linear decay
 ADAMW_LR = 1e-3
 
@@ -52,37 +55,40 @@ ADAMW_LR = 1e-3
 # (encoder frozen at its initialisation, heads as in sgdclip: the control that tells learning from a frozen encoder).
 RUNS = {
     "bert_adamw": ("BERT + AdamW", "bert", "adamw", {}),
-    "bert_sgd": ("BERT + SGD (lr 0.5)", "bert", "sgd", dict(learning_rate=0.5)),
-    "bert_sgd_si_lr": ("BERT + SGD (SIBERT's lr)", "bert", "sgd", dict(learning_rate=SGDCLIP["learning_rate"])),
     "sibert_adamw": ("SIBERT + AdamW", "sibert", "adamw", {}),
-    "sibert_sgd_wd": ("SIBERT + SGD + WD, no clipping", "sibert", "sgdclip", dict(clip_factor=0.0)),
-    "sibert_sgd_no_wd": ("SIBERT + SGD, no WD, no clipping", "sibert", "sgdclip", dict(clip_factor=0.0,
-                                                                                        weight_decay=0.0)),
     "sibert_sgdclip": ("SIBERT + SGDClip", "sibert", "sgdclip", {}),
+    "sibert_sgd_wd": ("SIBERT + SGD + WD, no clipping", "sibert", "sgdclip", dict(clip_factor=0.0)),
     "sibert_heads_only": ("SIBERT, heads only (encoder frozen)", "sibert", "heads", {}),
-    "sibert_sgdclip_x0.01": ("SIBERT + SGDClip, init x0.01", "sibert", "sgdclip", dict(init_scale=0.01)),
-    "sibert_sgdclip_x100": ("SIBERT + SGDClip, init x100", "sibert", "sgdclip", dict(init_scale=100.0)),
+    "bert_sgd": ("BERT + SGD (lr 0.5)", "bert", "sgd", dict(learning_rate=0.5)),
+    "bert_sgd_si_lr": ("BERT + SGD (SIBERT's lr 32)", "bert", "sgd", dict(learning_rate=SGDCLIP["learning_rate"])),
+    "sibert_robust_x0.01": ("SIBERT + SGDClip (eta*lambda 3.2e-3), init x0.01", "sibert", "sgdclip",
+                            dict(ROBUST, init_scale=0.01)),
+    "sibert_robust_x1": ("SIBERT + SGDClip (eta*lambda 3.2e-3), init x1", "sibert", "sgdclip", dict(ROBUST)),
+    "sibert_robust_x100": ("SIBERT + SGDClip (eta*lambda 3.2e-3), init x100", "sibert", "sgdclip",
+                           dict(ROBUST, init_scale=100.0)),
     "bert_sgd_x0.01": ("BERT + SGD (lr 0.5), init x0.01", "bert", "sgd", dict(learning_rate=0.5, init_scale=0.01)),
     "bert_sgd_x100": ("BERT + SGD (lr 0.5), init x100", "bert", "sgd", dict(learning_rate=0.5, init_scale=100.0)),
+    "sibert_sgd_no_wd": ("SIBERT + SGD, no WD, no clipping", "sibert", "sgdclip", dict(clip_factor=0.0,
+                                                                                        weight_decay=0.0)),
 }
-# The sweep: SIBERT + SGDClip over eta * lambda at eta = 32, and over eta at the chosen eta * lambda.
+# The sweep: SIBERT + SGDClip over eta * lambda at eta = 32, and over eta at eta * lambda = 3.2e-3.
 SWEEP = {f"sweep_eta{eta:g}_lam{lam:g}": (f"SGDClip eta {eta:g}, lambda {lam:g}", "sibert", "sgdclip",
                                           dict(learning_rate=eta, weight_decay=lam))
-         for eta, lam in [(32, 1e-5), (32, 3e-5), (32, 1e-4), (32, 2e-4), (8, 4e-4), (128, 2.5e-5)]}
+         for eta, lam in [(32, 3e-6), (32, 1e-5), (32, 3e-5), (32, 1e-4), (32, 2e-4), (8, 4e-4), (128, 2.5e-5)]}
 
 FIELDS = ["step", "heldout_loss", "heldout_accuracy", "rare_accuracy", "train_loss", "weight_norm", "clip_rate",
           "seconds"]
 
 
-def flags(model, options, args):
-    from official.nlp import pretrain
+def run_config(model, options, args):
+    """The run's `official.nlp.configs.PretrainConfig` (the same fields as pretrain.py's flags)."""
+    from official.nlp.configs import PretrainConfig
 
-    values = {name: pretrain.FLAGS[name].default for name in pretrain.FLAGS if name in pretrain.FLAGS._flags()}
-    values.update(model=model, config="tiny", vocab_file=os.path.join(CORPUS, "vocab.txt"),
+    values = dict(model=model, config="tiny", vocab_file=os.path.join(CORPUS, "vocab.txt"),
                   max_seq_length=args.seq, max_predictions_per_seq=args.pred, global_batch_size=args.batch,
-                  train_steps=args.steps, lr_decay_at=["0.9"], dropout=0.0, **SGDCLIP, **HEADS)
+                  train_steps=args.steps, lr_decay_at=(0.9,), dropout=0.0, **SGDCLIP, **HEADS)
     values.update(options)
-    return types.SimpleNamespace(**values)
+    return PretrainConfig(**values)
 
 
 def make_optimizer(model, kind, f):
@@ -122,7 +128,7 @@ def train(name, spec, args, train_docs, eval_data, vocab):
     from official.nlp.data import pretrain_dataloader as loader
 
     title, model_type, kind, options = spec
-    f = flags(model_type, options, args)
+    f = run_config(model_type, options, args)
     keras.utils.set_random_seed(args.seed)
     model = pretrain.build_model(f, len(vocab))
     optimizer = make_optimizer(model, kind, f)
@@ -184,7 +190,13 @@ def unigram_baseline(eval_data, train_docs, vocab):
     unigram = pretrain.unigram_distribution(train_docs, vocab)
     import numpy as np
 
-    targets = np.concatenate([y["mlm"].numpy()[w["mlm"].numpy() > 0] for _, y, w in eval_data])
+    from official.nlp import modeling
+
+    targets = []
+    for batch in eval_data:
+        _, y, w = modeling.pretraining_targets(batch) if isinstance(batch, dict) else batch
+        targets.append(np.asarray(y["mlm"])[np.asarray(w["mlm"]) > 0])
+    targets = np.concatenate(targets)
     return float(-np.log(unigram[targets]).mean()), float(np.mean(targets == np.argmax(unigram)))
 
 
@@ -220,8 +232,8 @@ def plot(names, args, baseline):
 
     figures = {
         "figure1_init_scale": [
-            ("SIBERT + SGDClip", ["sibert_sgdclip_x0.01", "sibert_sgdclip", "sibert_sgdclip_x100",
-                                  "sibert_heads_only"]),
+            ("SIBERT + SGDClip (eta*lambda 3.2e-3)", ["sibert_robust_x0.01", "sibert_robust_x1", "sibert_robust_x100",
+                                                     "sibert_heads_only"]),
             ("BERT + SGD", ["bert_sgd_x0.01", "bert_sgd", "bert_sgd_x100"])],
         "figure2_recipe": [("held-out masked-LM loss", ["bert_adamw", "sibert_adamw", "sibert_sgdclip",
                                                         "sibert_sgd_wd", "bert_sgd", "bert_sgd_si_lr",
@@ -237,11 +249,12 @@ def plot(names, args, baseline):
         fig.savefig(os.path.join(OUT, f"{fig_name}.png"), dpi=100)
         plt.close(fig)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    panel(axes[0], ["sibert_sgd_no_wd", "sibert_sgd_wd", "sibert_sgdclip", "sibert_sgdclip_x0.01",
-                    "sibert_sgdclip_x100"], key="weight_norm", log=True)
+    panel(axes[0], ["sibert_sgd_no_wd", "sibert_sgd_wd", "sibert_sgdclip", "sibert_robust_x0.01",
+                    "sibert_robust_x1", "sibert_robust_x100"], key="weight_norm", log=True)
     axes[0].set_ylabel("||w|| of the scale-invariant group")
     axes[0].set_title("weight norm: with and without weight decay and clipping")
-    panel(axes[1], ["sibert_sgdclip", "sibert_sgdclip_x0.01", "sibert_sgdclip_x100"], key="clip_rate")
+    panel(axes[1], ["sibert_sgdclip", "sibert_robust_x0.01", "sibert_robust_x1", "sibert_robust_x100"],
+          key="clip_rate")
     axes[1].set_ylabel("fraction of steps clipped (per 100)")
     axes[1].set_title("clip rate")
     fig.tight_layout()
