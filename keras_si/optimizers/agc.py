@@ -1,4 +1,4 @@
-"""Adaptive gradient clipping (Brock, De, Smith and Simonyan, 2021, NFNets), around any Keras optimizer.
+"""Adaptive gradient clipping (Brock, De, Smith and Simonyan, ICML 2021, arXiv:2102.06171) around any Keras optimizer.
 
 How the wrapper works. Like `keras.optimizers.LossScaleOptimizer`, `AGC`
 owns an inner optimizer, delegates its state to it (`variables`,
@@ -60,12 +60,17 @@ class _HookState:
 class AGC(keras.optimizers.Optimizer):
     """Clips each unit's gradient relative to its weight norm, then lets `inner_optimizer` step.
 
-    "High-Performance Large-Scale Image Recognition Without Normalization",
-    Brock et al., ICML 2021, Section 4.1. For each unit i of each variable
-    (see `keras_si.optimizers._norms.unit_axes`):
+    Adaptive gradient clipping from "High-Performance Large-Scale Image
+    Recognition Without Normalization", Brock, De, Smith and Simonyan, ICML
+    2021 (https://arxiv.org/abs/2102.06171), Section 4.1. For each unit `i`
+    of each variable (its output channels, an embedding row...: see
+    `keras_si.optimizers.unit_axes`):
 
-        max_i = clipping * max(||W_i||, epsilon)
-        G_i  <- G_i * max_i / ||G_i||      if ||G_i|| > max_i
+    ```python
+    max_norm_i = clipping * max(||W_i||, epsilon)
+    if ||G_i|| > max_norm_i:
+        G_i = G_i * max_norm_i / ||G_i||
+    ```
 
     `G` is the gradient the inner optimizer steps with: summed over
     replicas, over the micro-batches of its `gradient_accumulation_steps`,
@@ -87,10 +92,12 @@ class AGC(keras.optimizers.Optimizer):
             and not a `LossScaleOptimizer`: wrap AGC in it instead). Its
             methods `_clip_gradients` and `_backend_apply_gradients` are
             hooked on that instance.
-        clipping: lambda > 0, default 0.01 (NFNets: 0.01 to 0.16 depending on
-            the batch size).
-        epsilon: the floor of the weight norm, > 0, default 1e-3, so that
-            zero-initialised units can move.
+        clipping: the ratio `lambda > 0` of the largest gradient norm to the
+            weight norm. Default 0.01 (NFNets: 0.01 to 0.16 depending on the
+            batch size). The name is the NFNets code's and optax's
+            (`adaptive_grad_clip(clipping)`); Keras has no relative clip.
+        epsilon: the floor of the weight norm, > 0, default 1e-3 (the
+            paper's), so that zero-initialised units can move.
         exclude_from_clipping: a regex or list of regexes searched in
             `variable.path`; matching variables are not clipped. Default None.
         name: the optimizer's name; default None, Keras's unique "agc", "agc_1", ...
@@ -100,7 +107,25 @@ class AGC(keras.optimizers.Optimizer):
 
     Raises:
         ValueError: for an argument out of range, an invalid regex, a
-            non-default base-optimizer argument, or an unknown argument.
+            non-default base-optimizer argument, an unknown argument, or an
+            `inner_optimizer` that is not a Keras optimizer, is a
+            `LossScaleOptimizer` or is already wrapped by an AGC; at the first
+            `apply`, if the inner optimizer does not apply its gradients
+            through Keras's `_backend_apply_gradients` (nothing could be
+            clipped).
+
+    Example:
+
+    A vector is one unit: `||W|| = 5`, so the gradient's norm 0.5 is cut to
+    `0.01 * 5 = 0.05` before SGD's step.
+
+    >>> import keras
+    >>> import keras_si
+    >>> w = keras.Variable([3.0, 4.0])
+    >>> opt = keras_si.AGC(keras.optimizers.SGD(learning_rate=1.0), clipping=0.01)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.3, 0.4])], [w])
+    >>> [round(float(v), 4) for v in w.numpy()]
+    [2.97, 3.96]
     """
 
     def __init__(self, inner_optimizer, clipping=0.01, epsilon=1e-3, exclude_from_clipping=None, name=None,
@@ -116,7 +141,9 @@ class AGC(keras.optimizers.Optimizer):
         if kwargs:
             raise ValueError(f"AGC got unknown arguments: {', '.join(sorted(kwargs))}.")
         if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
-            raise ValueError(f"`inner_optimizer` must be a Keras optimizer. Received: inner_optimizer={inner_optimizer!r}")
+            raise ValueError(
+                f"`inner_optimizer` must be a Keras optimizer. Received: inner_optimizer={inner_optimizer!r}"
+            )
         if isinstance(inner_optimizer, keras.optimizers.LossScaleOptimizer):
             raise ValueError(
                 "`inner_optimizer` must not be a LossScaleOptimizer: wrap the AGC in it instead "
@@ -181,14 +208,36 @@ class AGC(keras.optimizers.Optimizer):
             inner.loss_scale_factor = value
 
     def scale_loss(self, loss):
+        """The inner optimizer's `scale_loss(loss)` (its `loss_scale_factor`)."""
         return self.inner_optimizer.scale_loss(loss)
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        """Excludes variables from the inner optimizer's weight decay (see its own method)."""
+        """Excludes variables from the inner optimizer's weight decay: calls its own method.
+
+        With a keras_si inner optimizer `var_names` are regular expressions
+        searched in `variable.path`; with a Keras one, in `variable.name`
+        (see `keras_si.optimizers.Optimizer.exclude_from_weight_decay`).
+
+        Args:
+            var_list: None (default) or a list of variables to exclude.
+            var_names: None (default) or a list of regular expressions.
+
+        Raises:
+            ValueError: if the inner optimizer is already built.
+        """
         self.inner_optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
 
     def set_weights(self, weights):
-        """Sets the wrapper's and the inner optimizer's variables (`weights` in the order of `variables`)."""
+        """Sets the wrapper's and the inner optimizer's variables.
+
+        Args:
+            weights: a list of arrays, one per variable of `self.variables`,
+                in that order and of the same shapes.
+
+        Raises:
+            ValueError: if the optimizer is not built, or `weights` has the
+                wrong length or a wrong shape.
+        """
         if not self.built:
             raise ValueError(
                 "You are calling `set_weights()` on an optimizer that has not yet been built. "
@@ -197,7 +246,9 @@ class AGC(keras.optimizers.Optimizer):
         variables = self.variables
         weights = list(weights)
         if len(weights) != len(variables):
-            raise ValueError(f"`weights` must hold {len(variables)} arrays (one per variable). Received {len(weights)}.")
+            raise ValueError(
+                f"`weights` must hold {len(variables)} arrays (one per variable). Received {len(weights)}."
+            )
         for variable, weight in zip(variables, weights):
             if tuple(variable.shape) != tuple(weight.shape):
                 raise ValueError(
@@ -211,6 +262,13 @@ class AGC(keras.optimizers.Optimizer):
 
     # ----------------------------------------------------------------- apply
     def apply(self, grads, trainable_variables=None):
+        """Clips `grads` and applies them through the inner optimizer (Keras's `apply`, same arguments).
+
+        Raises:
+            ValueError: if `trainable_variables` is None before the optimizer
+                is built, or the inner optimizer never reached Keras's
+                `_backend_apply_gradients` (nothing was clipped).
+        """
         grads = list(grads)
         if trainable_variables is None:
             if not self.built:
@@ -276,7 +334,19 @@ class AGC(keras.optimizers.Optimizer):
         return ops.where(g_norm > max_norm, max_norm / ops.maximum(g_norm, 1e-30), 1.0)
 
     def clip(self, grad, variable):
-        """The clipped gradient of one variable (dense, or `tf.IndexedSlices` whose units are rows)."""
+        """The clipped gradient of one variable (whether or not it matches `exclude_from_clipping`).
+
+        Args:
+            grad: the variable's gradient: a tensor of its shape, or a
+                `tf.IndexedSlices` (rows; duplicate indices are summed).
+            variable: the variable, holding the weights the clip is relative
+                to; its units are `keras_si.optimizers.unit_axes(variable)`.
+
+        Returns:
+            The clipped gradient in the variable's dtype: a tensor of its
+            shape, or `tf.IndexedSlices` with each row once where the units
+            are rows (an embedding table).
+        """
         axes = _norms.unit_axes(variable)
         # Clip in the variable's dtype, to which the inner optimizer casts the
         # gradient anyway (a float32 gradient of a float64 variable must not be

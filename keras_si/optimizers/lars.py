@@ -1,4 +1,4 @@
-"""LARS: layer-wise adaptive rate scaling (You, Gitman and Ginsburg, 2017)."""
+"""LARS: layer-wise adaptive rate scaling (You, Gitman and Ginsburg, 2017, arXiv:1708.03888)."""
 
 import re
 
@@ -11,32 +11,70 @@ from keras_si.optimizers.base import Optimizer, check_fraction, check_patterns, 
 
 @keras.saving.register_keras_serializable(package="keras_si")
 class LARS(Optimizer):
-    """SGD with momentum whose step is scaled per variable by a trust ratio.
+    """SGD with momentum whose step is scaled per variable by a trust ratio ||w|| / ||g||.
 
     "Large Batch Training of Convolutional Networks", You, Gitman and
-    Ginsburg, 2017 (arXiv:1708.03888), Algorithm 1, for each variable w with
-    gradient g (on the global batch), learning rate eta_t, weight decay lam:
+    Ginsburg, 2017 (https://arxiv.org/abs/1708.03888), Algorithm 1. For each
+    variable `w` with gradient `g` (on the global batch), learning rate `lr`
+    and weight decay `lam`:
 
-        u     = g + lam * w                          (coupled L2, as in the paper)
-        trust = tc * ||w|| / (||g|| + lam * ||w||)   (1 if ||w|| or ||g|| is 0)
-        v    <- mu * v + eta_t * trust * u
-        w    <- w - v                                (Nesterov: w - (mu * v + eta_t * trust * u))
+    ```python
+    u = g + lam * w                                    # coupled L2, as in the paper
+    trust = trust_coefficient * ||w|| / (||g|| + lam * ||w||)   # 1 if ||w|| or ||g|| is 0
+    v = momentum * v + lr * trust * u
+    w = w - (momentum * v + lr * trust * u if nesterov else v)
+    ```
 
     Variables whose `variable.path` matches `exclude_from_layer_adaptation`
-    take trust = 1, and those matching `exclude_from_weight_decay` take
-    lam = 0 (the ResNet-50 / batch-32k recipe excludes biases and
-    normalisation parameters from both). If `exclude_from_layer_adaptation` is
-    None it follows `exclude_from_weight_decay`, as in the Model Garden.
-    Norms are per variable and taken on the all-reduced gradient.
+    take `trust = 1`, and those matching `exclude_from_weight_decay` take
+    `lam = 0` (the paper's ResNet-50 / batch-32k recipe excludes biases and
+    normalization parameters from both). If `exclude_from_layer_adaptation`
+    is None it follows `exclude_from_weight_decay`, as in the TensorFlow
+    Model Garden's LARS. Norms are per variable.
+
+    Unlike the other keras_si optimizers, `weight_decay` here is the paper's
+    coupled L2 term: it goes through the trust ratio and the momentum (Keras's
+    optimizers decay decoupled, `w <- w - lr * lam * w`).
 
     Args:
-        learning_rate: eta (float > 0 or a schedule).
-        momentum: mu in [0, 1).
-        weight_decay: lam >= 0.
-        trust_coefficient: tc > 0 (the paper's eta, 0.001).
-        nesterov: Nesterov momentum.
-        exclude_from_weight_decay, exclude_from_layer_adaptation: regexes on `variable.path`.
-        name: default None, a name unique in the session ("lars", "lars_1", ...).
+        learning_rate: a float > 0, a
+            `keras.optimizers.schedules.LearningRateSchedule`, or a callable
+            taking no argument. Default 0.1.
+        momentum: in [0, 1). Default 0.9.
+        weight_decay: the coupled L2 rate `lam >= 0`, or None. Default 1e-4.
+        trust_coefficient: > 0, the paper's `eta` (renamed: the docs use
+            eta for the learning rate; optax's `lars` says
+            `trust_coefficient`). Default 0.001.
+        nesterov: whether to use Nesterov momentum. Default False.
+        exclude_from_weight_decay: None (default), a regular expression or a
+            list of them searched in `variable.path`: matching variables are
+            not decayed. Keras's `exclude_from_weight_decay` method searches
+            `variable.name` instead; see `keras_si.optimizers.Optimizer`.
+        exclude_from_layer_adaptation: None (default: the same as
+            `exclude_from_weight_decay`), a regular expression or a list of
+            them searched in `variable.path`: matching variables take
+            `trust = 1`. `[]` adapts every variable.
+        name: default None, a name unique in the session ("lars", "lars_1",
+            ...).
+        **kwargs: the other `keras.optimizers.Optimizer` arguments
+            (`clipnorm`, `global_clipnorm`, `use_ema`, ...).
+
+    Raises:
+        ValueError: if an argument is out of its range or a pattern is not a
+            valid regular expression (see `keras_si.optimizers.Optimizer` for
+            the shared arguments).
+
+    Example:
+
+    `||w|| = 5`, `||g|| = 1`: the trust ratio is 0.1 * 5 / (1 + 0.1 * 5) = 1/3.
+
+    >>> import keras
+    >>> import keras_si
+    >>> w = keras.Variable([3.0, 4.0])
+    >>> opt = keras_si.LARS(learning_rate=1.0, weight_decay=0.1, trust_coefficient=0.1)
+    >>> opt.apply([keras.ops.convert_to_tensor([0.0, 1.0])], [w])
+    >>> [round(float(v), 4) for v in w.numpy()]  # w - (g + 0.1 w) / 3
+    [2.9, 3.5333]
     """
 
     _default_name = "lars"

@@ -22,9 +22,11 @@ class SGDClip(Optimizer):
     gradients on the global batch, `eta_t` the learning rate at this step,
     `lam` the weight decay and `k` the `clip_factor` (the paper's sqrt(C)):
 
-        thr    = k * sqrt(2 * lam / eta_t) * ||x||
-        s      = min(1, thr / max(||g||, tiny))
-        x     <- (1 - eta_t * lam) * x - eta_t * s * g
+    ```python
+    threshold = k * sqrt(2 * lam / eta_t) * ||x||
+    s = min(1, threshold / max(||g||, tiny))
+    x = (1 - eta_t * lam) * x - eta_t * s * g
+    ```
 
     `||.||` is the global L2 norm over the whole group, taken before the
     update; the decay is never clipped. `sqrt(2 lam / eta) ||x||` is the
@@ -61,29 +63,53 @@ class SGDClip(Optimizer):
     unscaled gradients.
 
     Args:
-        learning_rate: `eta`, a float > 0 or a `LearningRateSchedule`
-            (evaluated at every step; the threshold uses the current value).
-            The paper uses 8e-4, divided by 10 at 60% and 90% of training.
-        weight_decay: `lam >= 0` (paper: 1e-2). Must be > 0 when clipping.
+        learning_rate: `eta`, a float > 0, a
+            `keras.optimizers.schedules.LearningRateSchedule` (evaluated at
+            every step; the threshold uses the current value) or a callable
+            taking no argument. Default 8e-4, the paper's BERT value (divided
+            by 10 at 60% and 90% of training there).
+        weight_decay: `lam >= 0`, decoupled as in Keras (default 1e-2, the
+            paper's). Must be > 0 when clipping.
         clip_factor: `k > 0`, the paper's sqrt(C) (default 2.0), or None for
             plain SGD + weight decay (the diagnostics are still computed).
+            Not Keras's `clipnorm`: the threshold is relative to the weight
+            norm and the learning rate, not a fixed norm.
         momentum: heavy-ball momentum `mu` in [0, 1) applied to the clipped
             gradient (`m <- mu m + s g`, `x <- (1 - eta lam) x - eta m`).
-            Default 0. Not part of the paper's algorithm or theory; it costs
-            one slot variable per weight.
-        exclude_from_weight_decay: regular expressions searched in
-            `variable.path`; matching variables are not decayed (they still
-            count in `||x||`).
+            Default 0, as Keras's `SGD`. Not part of the paper's algorithm or
+            theory; it costs one slot variable per weight.
+        exclude_from_weight_decay: None (default), a regular expression or a
+            list of them searched in `variable.path` (Keras's method of the
+            same name searches `variable.name`; see
+            `keras_si.optimizers.Optimizer`); matching variables are not
+            decayed (they still count in `||x||`).
+        name: default None, a name unique in the session ("sgd_clip",
+            "sgd_clip_1", ...).
         **kwargs: other `keras.optimizers.Optimizer` arguments (`use_ema`,
             `gradient_accumulation_steps`, `loss_scale_factor`, ...).
             `clipnorm`, `clipvalue` and `global_clipnorm` are rejected: the
             relative clip replaces them.
-        name: default None, a unique name ("sgd_clip", "sgd_clip_1", ...).
 
     Raises:
-        ValueError: for an argument out of range, for clipping without weight
-            decay, and at the first step if clipping is on and the weights'
-            global norm is 0 (see above).
+        ValueError: for an argument out of range, for `clipnorm`, `clipvalue`
+            or `global_clipnorm`, for clipping without weight decay, and at
+            the first step if clipping is on and the weights' global norm is
+            0 (see above).
+
+    Example:
+
+    `||x|| = 5`, `||g|| = 50`; the threshold is `1 * sqrt(2 * 0.05 / 0.1) * 5 = 5`,
+    so the gradient is scaled by `s = 0.1`:
+
+    >>> import keras
+    >>> import keras_si
+    >>> x = keras.Variable([3.0, 4.0])
+    >>> opt = keras_si.SGDClip(learning_rate=0.1, weight_decay=0.05, clip_factor=1.0)
+    >>> opt.apply([keras.ops.convert_to_tensor([30.0, 40.0])], [x])
+    >>> round(float(opt.clip_scale.numpy()), 4)
+    0.1
+    >>> [round(float(v), 4) for v in x.numpy()]  # 0.995 x - 0.1 * 0.1 g
+    [2.685, 3.58]
     """
 
     _default_name = "sgd_clip"
