@@ -15,10 +15,12 @@ DEMO_FLAGS ?= --model=sibert --config=tiny \
 	--train_steps=1000 --steps_per_epoch=100 --learning_rate=1.0 --weight_decay=0.01 \
 	--head_learning_rate=3e-3 --warmup_steps=100
 
-$(VENV)/.installed: setup.py requirements.txt
+# TensorFlow (requirements.txt, which official/ needs) plus the JAX and PyTorch
+# CPU wheels, so that `make test` checks the library on all three backends.
+$(VENV)/.installed: setup.py requirements.txt requirements-jax.txt requirements-torch.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements.txt -r requirements-jax.txt -r requirements-torch.txt
 	$(PY) -m pip install -q -e .
 	touch $@
 
@@ -34,6 +36,8 @@ quickstart: venv
 	$(PY) examples/quickstart.py
 
 # pytest exits 5 when it collects no test: make then fails, as it should.
+# The run is on TensorFlow; tests/test_backends.py reruns the backend-neutral
+# suites under KERAS_BACKEND=jax and =torch in subprocesses (docs/backends.md).
 test: venv
 	$(PY) -m pytest -q tests
 

@@ -26,14 +26,22 @@ setup(
     license="Apache-2.0",
     packages=find_packages(include=["keras_si", "keras_si.*"]),
     python_requires=">=3.10",
+    # Keras 3 runs on any one of TensorFlow, JAX or PyTorch, so none of them is
+    # required: the user picks one with an extra (as KerasHub does) or brings
+    # their own install. keras_si itself imports no backend at import time.
     install_requires=[
-        "tensorflow>=2.21,<2.22",
         "keras>=3.15,<3.16",
         "numpy",
     ],
     extras_require={
-        # The pretraining pipeline in official/ (run from a checkout).
+        "tensorflow": ["tensorflow>=2.21,<2.22"],
+        # Ranges, not pins: users choose their CPU/GPU builds; the tested pins
+        # (CPU wheels) are in requirements-jax.txt and requirements-torch.txt.
+        "jax": ["jax>=0.10"],
+        "torch": ["torch>=2.13"],
+        # The pretraining pipeline in official/ (run from a checkout): TensorFlow only.
         "nlp": [
+            "tensorflow>=2.21,<2.22",
             "tensorflow-text==2.21.1",  # 2.21.0 does not import
             "tensorflow-datasets>=4.9,<4.10",
             "importlib_resources",  # needed by tensorflow-datasets, not declared by it

@@ -1,7 +1,8 @@
 """Backend facts that both `keras_si.layers` and `keras_si.optimizers` need.
 
-A neutral module with no keras_si imports, so that layers never depend on the
-optimizers package (issue 12) and either package can import it.
+A neutral module with no keras_si imports beyond `keras_si.backend`, so that
+layers never depend on the optimizers package (issue 12) and either package
+can import it. The TensorFlow code itself is in `keras_si/backend/tensorflow.py`.
 """
 
 import keras
@@ -16,25 +17,12 @@ def in_xla_context():
     other than TensorFlow (JAX always compiles with XLA: callers that care ask
     `keras.backend.backend()` themselves).
 
-    TensorFlow marks an XLA compilation by entering an XLA control-flow context
-    on the function's graph; nested functions (e.g. `tf.while_loop` bodies)
-    get their own graph whose `outer_graph` leads back to it. TensorFlow has no
-    public API for this, so it reads the graph's context chain directly.
-
     Returns:
         bool.
     """
     if keras.backend.backend() != "tensorflow":
         # Not importing TensorFlow here keeps JAX/PyTorch installs free of it.
         return False
-    import tensorflow as tf
+    from keras_si.backend import tensorflow as tf_backend
 
-    graph = tf.compat.v1.get_default_graph()
-    while graph is not None:
-        context = graph._get_control_flow_context()  # pylint: disable=protected-access
-        while context is not None:
-            if context.IsXLAContext():
-                return True
-            context = context.outer_context
-        graph = getattr(graph, "outer_graph", None)
-    return False
+    return tf_backend.in_xla_context()

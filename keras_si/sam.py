@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_si import backend
 from keras_si.optimizers import _norms
 from keras_si.optimizers.base import check_positive_number
 
@@ -25,7 +26,8 @@ class SharpnessAwareMinimization(keras.Model):
     With `adaptive=True` it is ASAM ("ASAM: Adaptive Sharpness-Aware
     Minimization for Scale-Invariant Learning of Deep Neural Networks", Kwon,
     Kim, Park and Choi, ICML 2021, Algorithm 1), whose neighbourhood follows
-    the weights' scale: with the element-wise `T = |w| + eta`,
+    the weights' scale: with the element-wise `T = |w| + adaptive_offset`
+    (the paper's `T_w = |w| + eta`),
 
         e = rho * T^2 g / ||T g||
 
@@ -71,41 +73,51 @@ class SharpnessAwareMinimization(keras.Model):
 
     Args:
         model: the `keras.Model` to train.
-        rho: the radius of the neighbourhood, >= 0 (0 gives plain training).
-        adaptive: ASAM instead of SAM.
-        eta: ASAM's offset in `T = |w| + eta`, >= 0 (used only if `adaptive`).
-        perturbation: `"replica"` or `"global"`, see above.
-        eps: added to the norm in the denominator, > 0, so that a zero gradient gives `e = 0`.
+        rho: the radius of the neighbourhood, >= 0 (default 0.05; 0 gives plain training).
+        adaptive: ASAM instead of SAM (default False).
+        adaptive_offset: ASAM's `eta` in `T = |w| + adaptive_offset`, >= 0
+            (default 0.01, the ASAM paper's value; used only if `adaptive`).
+            It keeps zero weights perturbable. Renamed from the paper's `eta`,
+            which these docs use for the learning rate.
+        perturbation: `"replica"` (default) or `"global"`, see above.
+        epsilon: added to the norm in the denominator, > 0 (default 1e-12),
+            so that a zero gradient gives `e = 0`.
+
+    Raises:
+        TypeError: `model` is not a `keras.Model`.
+        ValueError: a negative or non-finite `rho`/`adaptive_offset`, a
+            non-positive `epsilon`, an unknown `perturbation`.
+        NotImplementedError: on a Keras backend other than TensorFlow, JAX or
+            PyTorch; on JAX, `perturbation="replica"` under a distribution
+            over several devices.
 
     On JAX, Keras differentiates the global batch's loss (also under a
     `keras.distribution` that shards the batch), so `e` is the global one;
     `perturbation="replica"` then raises if a distribution spans several
     devices, and means the same as `"global"` on one device.
 
-    Implemented for the TensorFlow and JAX backends.
+    Runs on TensorFlow, JAX and PyTorch (the step of each backend is in
+    `keras_si/backend/<name>.py`). PyTorch trains on one device, where the two
+    `perturbation`s are the same.
     """
 
-    def __init__(self, model, rho=0.05, adaptive=False, eta=0.01, perturbation="replica",
-                 eps=1e-12, **kwargs):
-        if keras.backend.backend() not in ("tensorflow", "jax"):
-            raise NotImplementedError(
-                "SharpnessAwareMinimization implements its training step for the TensorFlow and JAX "
-                f"backends; the Keras backend is {keras.backend.backend()!r}."
-            )
+    def __init__(self, model, rho=0.05, adaptive=False, adaptive_offset=0.01, perturbation="replica",
+                 epsilon=1e-12, **kwargs):
+        backend.current()  # NotImplementedError on a backend that cannot train (numpy)
         if not isinstance(model, keras.Model):
             raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
         check_positive_number("rho", rho, allow_zero=True)
-        check_positive_number("eta", eta, allow_zero=True)
-        check_positive_number("eps", eps)
+        check_positive_number("adaptive_offset", adaptive_offset, allow_zero=True)
+        check_positive_number("epsilon", epsilon)
         if perturbation not in PERTURBATIONS:
             raise ValueError(f"`perturbation` must be one of {PERTURBATIONS}. Received: {perturbation!r}")
         super().__init__(**kwargs)
         self.model = model
         self.rho = float(rho)
         self.adaptive = bool(adaptive)
-        self.eta = float(eta)
+        self.adaptive_offset = float(adaptive_offset)
         self.perturbation = perturbation
-        self.eps = float(eps)
+        self.epsilon = float(epsilon)
         if model.built:
             self.built = True
 
@@ -113,109 +125,33 @@ class SharpnessAwareMinimization(keras.Model):
         return self.model(inputs, training=training)
 
     def ascent(self, gradients, variables):
-        """The perturbation `e`, one tensor per variable (zeros where a gradient is None)."""
-        grads = [ops.zeros_like(v) if g is None else ops.convert_to_tensor(g)
-                 for g, v in zip(gradients, variables)]
+        """The perturbation `e`, one tensor per variable (zeros where a gradient is None).
+
+        Args:
+            gradients: one gradient (tensor or None) per variable.
+            variables: `keras.Variable`s or their values (the JAX step passes values).
+
+        Returns:
+            A list of tensors, each of its variable's shape.
+        """
+        # Values, not Variables: jax.numpy cannot take a keras.Variable.
+        values = [ops.convert_to_tensor(v) for v in variables]
+        grads = [ops.zeros_like(v) if g is None else ops.convert_to_tensor(g) for g, v in zip(gradients, values)]
         if self.adaptive:
-            scales = [ops.abs(v) + self.eta for v in variables]
+            scales = [ops.abs(v) + self.adaptive_offset for v in values]
             grads = [s * g for s, g in zip(scales, grads)]
         norm = _norms.global_norm(grads)
         # A non-finite gradient (an overflow under loss scaling) gives no perturbation.
-        factor = ops.where(ops.isfinite(norm), self.rho / (norm + self.eps), 0.0)
+        factor = ops.where(ops.isfinite(norm), self.rho / (norm + self.epsilon), 0.0)
         if self.adaptive:
             grads = [s * g for s, g in zip(scales, grads)]
         # factor is 0 then, and 0 * inf is nan: those entries become 0 too.
         return [ops.where(ops.isfinite(e), e, 0.0) for e in (factor * g for g in grads)]
 
-    def _seed_states(self):
-        return [sg.state for layer in self._flatten_layers() for sg in getattr(layer, "_seed_generators", [])]
-
-    def _loss(self, x, y, sample_weight):
-        y_pred = self(x, training=True)
-        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-        return y_pred, loss
-
     def train_step(self, *args):
-        # The TF trainer calls train_step(data); the JAX trainer train_step(state, data).
-        if keras.backend.backend() == "jax":
-            return self._jax_train_step(*args)
-        return self._tf_train_step(*args)
-
-    def _jax_train_step(self, state, data):
-        """The same step, stateless, as Keras's JAX trainer runs it (`keras/src/backend/jax/trainer.py`)."""
-        import jax
-
-        distribution = keras.distribution.distribution()
-        devices = 1 if distribution is None else len(distribution.device_mesh.devices.flat)
-        if self.perturbation == "replica" and devices > 1:
-            raise NotImplementedError(
-                "perturbation='replica' (m-sharpness per device) is not implemented on JAX, where Keras "
-                "differentiates the global batch's loss; use perturbation='global'."
-            )
-        trainable, non_trainable, optimizer_vars, metrics_vars = state
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        grad_fn = jax.value_and_grad(self.compute_loss_and_updates, has_aux=True)
-
-        # First pass, at w: loss, predictions, and the non-trainable updates kept.
-        (_, aux), grads = grad_fn(trainable, non_trainable, metrics_vars, x, y, sample_weight,
-                                  training=True, optimizer_variables=optimizer_vars)
-        unscaled_loss, y_pred, non_trainable, metrics_vars = aux
-        e = self.ascent(grads, trainable)
-
-        # Second pass, at w + e: only its gradients and its random-seed states are kept.
-        perturbed = [w + ops.cast(d, w.dtype) for w, d in zip(trainable, e)]
-        (_, aux), perturbed_grads = grad_fn(perturbed, non_trainable, metrics_vars, x, y, sample_weight,
-                                            training=True, optimizer_variables=optimizer_vars)
-        seeds = {id(seed_state) for seed_state in self._seed_states()}
-        non_trainable = [after if id(v) in seeds else kept
-                         for v, kept, after in zip(self.non_trainable_variables, non_trainable, aux[2])]
-
-        trainable, optimizer_vars = self.optimizer.stateless_apply(optimizer_vars, perturbed_grads, trainable)
-        logs, metrics_vars = self._update_metrics_variables(metrics_vars, unscaled_loss, x, y, y_pred, sample_weight)
-        return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
-
-    def _tf_train_step(self, data):
-        import tensorflow as tf
-
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        variables = self.trainable_variables
-
-        # First pass, at w: the step's loss, metrics and state updates, as in Keras's own train_step.
-        with tf.GradientTape() as tape:
-            y_pred, loss = self._loss(x, y, sample_weight)
-            batch = tf.shape(next(t for t in keras.tree.flatten(x) if t is not None))[0]
-            self._loss_tracker.update_state(
-                keras.src.losses.loss.unscale_loss_for_distribution(loss), sample_weight=batch
-            )
-            scaled = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled, variables)
-        if self.perturbation == "global":
-            grads = _norms.all_reduce_sum(grads)
-        e = self.ascent(grads, variables)
-
-        # Second pass, at w + e, without touching the variables: the stateless
-        # scope reads w + e in their place and records, instead of applying, the
-        # assignments of the pass (batch-norm statistics, metrics). Writing w + e
-        # into the variables would not do: under MirroredStrategy an assignment
-        # in replica context is averaged across replicas, which would erase the
-        # per-replica perturbations.
-        perturbed = [v.value + ops.cast(d, v.dtype) for v, d in zip(variables, e)]
-        with tf.GradientTape() as tape:
-            tape.watch(perturbed)
-            with keras.StatelessScope(state_mapping=list(zip(variables, perturbed)),
-                                      collect_losses=True) as scope:
-                _, perturbed_loss = self._loss(x, y, sample_weight)
-                perturbed_scaled = self.optimizer.scale_loss(perturbed_loss)
-        perturbed_grads = tape.gradient(perturbed_scaled, perturbed)
-        # Of the recorded updates only the random seeds move on, so that the
-        # next step's dropout masks differ from this second pass's.
-        for state in self._seed_states():
-            new = scope.get_current_value(state)
-            if new is not None:
-                state.assign(new)
-
-        self.optimizer.apply_gradients(zip(perturbed_grads, variables))
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        # The TF and PyTorch trainers call train_step(data); the JAX trainer
+        # train_step(state, data). Each backend's step is in keras_si/backend/.
+        return backend.current().sam_train_step(self, *args)
 
     def get_config(self):
         config = super().get_config()
@@ -223,9 +159,9 @@ class SharpnessAwareMinimization(keras.Model):
             model=keras.saving.serialize_keras_object(self.model),
             rho=self.rho,
             adaptive=self.adaptive,
-            eta=self.eta,
+            adaptive_offset=self.adaptive_offset,
             perturbation=self.perturbation,
-            eps=self.eps,
+            epsilon=self.epsilon,
         )
         return config
 

@@ -9,13 +9,21 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# On JAX, two host CPU devices for keras.distribution.DataParallel checks (the
+# counterpart of the MirroredStrategy ones); must be set before JAX starts.
+if os.environ["KERAS_BACKEND"] == "jax" and "xla_force_host_platform_device_count" not in os.environ.get(
+        "XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
 
-import tensorflow as tf  # noqa: E402
+if os.environ["KERAS_BACKEND"] == "tensorflow":
+    # Only on TensorFlow: the JAX/PyTorch runs (tests/test_backends.py) must
+    # not need TensorFlow, which those users may not have installed.
+    import tensorflow as tf  # noqa: E402
 
-_cpus = tf.config.list_physical_devices("CPU")
-try:
-    tf.config.set_logical_device_configuration(
-        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
-    )
-except RuntimeError:  # devices already initialised by an earlier import
-    pass
+    _cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+    except RuntimeError:  # devices already initialised by an earlier import
+        pass
