@@ -13,6 +13,11 @@ guarantees of SGDClip; these tools make it visible:
   output, so the first layer whose degree is off is the culprit;
 - `scale_invariant_optimizer(model, si_optimizer, other_optimizer)`: a
   `keras.optimizers.MultiOptimizer` routing the group to `si_optimizer`.
+
+The examples below share one small model: a scale-invariant feed-forward
+block (marked, degree 2 in its weights), a LayerNorm without affine (degree
+0), and a head outside the group; the model's output is invariant to the
+scale of the block's weights.
 """
 
 import contextlib
@@ -47,7 +52,32 @@ def scale_invariant_variables(model):
     """Splits `model.trainable_variables` into (scale-invariant group, the rest).
 
     The group is every trainable variable of every layer marked as scale
-    invariant (`keras_si.layers.mark_scale_invariant`), in model order.
+    invariant (`keras_si.layers.mark_scale_invariant`), its sub-layers'
+    included, in model order. The group is what Li et al. (ICML 2022) scale
+    together: SGDClip's guarantees are stated for it.
+
+    Args:
+        model: a built `keras.Model` (or any layer).
+
+    Returns:
+        A pair of lists of variables `(group, rest)` partitioning
+        `model.trainable_variables`, each in its order; `group` is empty
+        when no layer is marked.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_si
+    >>> from keras_si.layers import SIFeedForward, layer_normalization_without_affine
+    >>> model = keras.Sequential([keras.Input((4, 8)), SIFeedForward(16, name="ffn"),
+    ...                           layer_normalization_without_affine("norm"), keras.layers.Dense(2, name="head")],
+    ...                          name="model")
+    >>> x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
+    >>> _ = model(x)
+    >>> group, rest = keras_si.scale_invariant_variables(model)
+    >>> [v.path for v in group]
+    ['model/ffn/inner/kernel', 'model/ffn/inner/bias', 'model/ffn/outer/kernel']
+    >>> [v.path for v in rest]
+    ['model/head/kernel', 'model/head/bias']
     """
     si_ids = set()
     for layer in _all_layers(model):
@@ -59,11 +89,42 @@ def scale_invariant_variables(model):
 
 
 def scale_invariant_optimizer(model, si_optimizer, other_optimizer):
-    """A `MultiOptimizer` giving the scale-invariant group to `si_optimizer`.
+    """A `MultiOptimizer` giving the scale-invariant group to `si_optimizer`, the rest to `other_optimizer`.
 
     The routing is a `keras.optimizers.OptimizerMap` of the group's exact
     variable paths, so it is saved with the model. `si_optimizer`'s norms (e.g.
-    SGDClip's) are then taken over the group only.
+    SGDClip's) are then taken over the group only. Build the model first:
+    the group is read from its variables now.
+
+    Args:
+        model: a built `keras.Model` with at least one marked layer.
+        si_optimizer: a `keras.optimizers.Optimizer` for the group (e.g.
+            `keras_si.SGDClip`).
+        other_optimizer: a `keras.optimizers.Optimizer` for every other
+            trainable variable (heads, biases outside the group).
+
+    Returns:
+        `keras.optimizers.MultiOptimizer`.
+
+    Raises:
+        ValueError: if the model has no variable in a marked layer (e.g. it
+            is not built yet).
+        TypeError: from Keras, if an optimizer is not a Keras optimizer.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_si
+    >>> from keras_si.layers import SIFeedForward, layer_normalization_without_affine
+    >>> model = keras.Sequential([keras.Input((4, 8)), SIFeedForward(16, name="ffn"),
+    ...                           layer_normalization_without_affine("norm"), keras.layers.Dense(2, name="head")],
+    ...                          name="model")
+    >>> x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
+    >>> _ = model(x)
+    >>> optimizer = keras_si.scale_invariant_optimizer(model, keras.optimizers.SGD(0.1), keras.optimizers.Adam(1e-3))
+    >>> before = [np.asarray(v) for v in model.trainable_variables]
+    >>> optimizer.apply([keras.ops.ones_like(v) for v in model.trainable_variables], model.trainable_variables)
+    >>> [round(float(np.abs(b - np.asarray(v)).max()), 4) for b, v in zip(before, model.trainable_variables)]
+    [0.1, 0.1, 0.1, 0.001, 0.001]
     """
     si, _ = scale_invariant_variables(model)
     if not si:
@@ -75,7 +136,29 @@ def scale_invariant_optimizer(model, si_optimizer, other_optimizer):
 
 @contextlib.contextmanager
 def scaled_variables(variables, c):
-    """Multiplies `variables` by `c` inside the block; restores the exact values after."""
+    """Multiplies `variables` by `c` inside the `with` block; restores the exact values after.
+
+    The product is taken in float64 and cast back to each variable's dtype;
+    the saved values are restored exactly, also when the block raises.
+
+    Args:
+        variables: an iterable of Keras variables.
+        c: the factor, a real number.
+
+    Yields:
+        None.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from keras_si.invariance import scaled_variables
+    >>> v = keras.Variable([1.0, 2.0])
+    >>> with scaled_variables([v], 3.0):
+    ...     print(np.asarray(v))
+    [3. 6.]
+    >>> print(np.asarray(v))
+    [1. 2.]
+    """
     saved = [keras.ops.convert_to_numpy(v) for v in variables]
     try:
         for v, value in zip(variables, saved):
@@ -111,17 +194,47 @@ def check_scale_invariance(model, inputs, variables=None, scales=(1e-2, 1e2), tr
     For each c in `scales`, multiplies all `variables` (default: the model's
     scale-invariant group) by c, runs the model on `inputs`, restores the
     variables exactly, and measures `||out_c - out_1|| / ||out_1||` for each
-    output tensor.
+    output tensor (norms in float64). A scale-invariant model gives values at
+    float32 rounding, about 1e-7 to 1e-5; a model that is not gives values
+    of order 1.
+
+    Args:
+        model: a `keras.Model` (built on `inputs` if it is not built yet).
+        inputs: what `model` is called with (array, tensor, dict, ...).
+        variables: the variables to scale together (default None: the
+            model's scale-invariant group, `scale_invariant_variables`).
+        scales: the factors c, each > 0 (default (1e-2, 1e2)).
+        training: passed to the model's call (default False: dropout off).
 
     Returns:
-        A dict `{c: largest relative change over the outputs}`.
+        dict: `{c: largest relative change over the outputs}` (floats,
+        unitless), one entry per scale.
+
+    Raises:
+        ValueError: if there are no variables to scale (no marked layer and
+            no `variables`), or if a scale is not > 0.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_si
+    >>> from keras_si.layers import SIFeedForward, layer_normalization_without_affine
+    >>> model = keras.Sequential([keras.Input((4, 8)), SIFeedForward(16, name="ffn"),
+    ...                           layer_normalization_without_affine("norm"), keras.layers.Dense(2, name="head")],
+    ...                          name="model")
+    >>> x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
+    >>> report = keras_si.check_scale_invariance(model, x)
+    >>> sorted(report), all(r < 1e-4 for r in report.values())
+    ([0.01, 100.0], True)
+    >>> head_too = model.trainable_variables  # the head is not invariant
+    >>> keras_si.check_scale_invariance(model, x, variables=head_too, scales=(2.0,))[2.0] > 0.1
+    True
     """
     variables = _group(model, inputs, variables, training)
     base = _outputs(model, inputs, training)
     report = {}
     for c in scales:
         if not c > 0:
-            raise ValueError(f"scales must be > 0. Received: {c}")
+            raise ValueError(f"`scales` must all be > 0. Received: scales={scales!r}")
         with scaled_variables(variables, c):
             scaled = _outputs(model, inputs, training)
         report[c] = max(
@@ -131,7 +244,42 @@ def check_scale_invariance(model, inputs, variables=None, scales=(1e-2, 1e2), tr
 
 
 def assert_scale_invariant(model, inputs, variables=None, scales=(1e-2, 1e2), rtol=1e-4, training=False):
-    """Raises AssertionError unless every relative change is below `rtol`."""
+    """Raises AssertionError unless every relative change of `check_scale_invariance` is below `rtol`.
+
+    For tests: the message names every failing scale and the tool that
+    finds the culprit (`homogeneity_report`).
+
+    Args:
+        model: as `check_scale_invariance`.
+        inputs: as `check_scale_invariance`.
+        variables: as `check_scale_invariance` (default None: the group).
+        scales: as `check_scale_invariance` (default (1e-2, 1e2)).
+        training: as `check_scale_invariance` (default False).
+        rtol: the largest allowed relative change, > 0 (default 1e-4: float32
+            rounding through a few normalisations stays below it).
+
+    Returns:
+        dict: `check_scale_invariance`'s report, when it passes.
+
+    Raises:
+        AssertionError: if some relative change is not below `rtol`.
+        ValueError: as `check_scale_invariance`.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_si
+    >>> from keras_si.layers import SIFeedForward, layer_normalization_without_affine
+    >>> model = keras.Sequential([keras.Input((4, 8)), SIFeedForward(16, name="ffn"),
+    ...                           layer_normalization_without_affine("norm"), keras.layers.Dense(2, name="head")],
+    ...                          name="model")
+    >>> x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
+    >>> _ = keras_si.assert_scale_invariant(model, x)  # passes
+    >>> try:
+    ...     keras_si.assert_scale_invariant(model, x, variables=model.trainable_variables)
+    ... except AssertionError as e:
+    ...     print(str(e).split(":")[0])
+    model is not scale invariant within rtol=0.0001
+    """
     report = check_scale_invariance(model, inputs, variables, scales, training)
     bad = {c: r for c, r in report.items() if not r < rtol}
     if bad:
@@ -183,11 +331,41 @@ def homogeneity_report(model, inputs, variables=None, c=10.0, training=False):
     layer whose two estimates disagree is not homogeneous (e.g. a softmax, a
     GELU, or a sum of terms of different degrees).
 
+    Args:
+        model: a `keras.Model` (built on `inputs` if it is not built yet).
+        inputs: what `model` is called with.
+        variables: the variables to scale (default None: the model's
+            scale-invariant group).
+        c: the factor, > 0 and != 1 (default 10.0; large enough that
+            rounding does not blur the degrees, small enough that float32
+            does not overflow for degrees up to about 4).
+        training: passed to the model's call (default False).
+
     Returns:
-        `HomogeneityReport`: `.rows` is a list of dicts (path, class,
-        degree_up, degree_down, homogeneous) in call order; `str(report)` is a
-        table.
+        `HomogeneityReport`: `.rows` is a list of dicts (path, class, call,
+        degree_up, degree_down, homogeneous) in call order; degrees are
+        floats (NaN for an all-zero output); `str(report)` is a table.
+
+    Raises:
+        ValueError: if `c` is not a number > 0 other than 1, or if there are
+            no variables to scale.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_si
+    >>> from keras_si.layers import SIFeedForward, layer_normalization_without_affine
+    >>> model = keras.Sequential([keras.Input((4, 8)), SIFeedForward(16, name="ffn"),
+    ...                           layer_normalization_without_affine("norm"), keras.layers.Dense(2, name="head")],
+    ...                          name="model")
+    >>> x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
+    >>> report = keras_si.homogeneity_report(model, x)
+    >>> round(report.degree("ffn"), 3), round(abs(report.degree("norm")), 3)
+    (2.0, 0.0)
+    >>> [row["path"] for row in report.rows if not row["homogeneous"]]  # the head's input has degree 0
+    []
     """
+    if isinstance(c, bool) or not isinstance(c, (int, float, np.floating, np.integer)) or not (c > 0 and c != 1):
+        raise ValueError(f"`c` must be a number > 0 other than 1. Received: c={c!r}")
     variables = _group(model, inputs, variables, training)
     layers = [layer for layer in _all_layers(model) if layer is not model]
     names = _layer_names(model)
@@ -223,14 +401,56 @@ def homogeneity_report(model, inputs, variables=None, c=10.0, training=False):
 
 
 class HomogeneityReport:
-    """The rows of `homogeneity_report`, printable as a table."""
+    """The rows of `homogeneity_report`, printable as a table.
+
+    Attributes:
+        rows: a list of dicts, one per call of a sub-layer, in call order:
+            `path` (e.g. "encoder/layer_0/attention"), `class`, `call` (0 for
+            a layer's first call), `degree_up` and `degree_down` (the degree
+            measured scaling by c and by 1/c), `homogeneous` (both agree and
+            are an integer, within 0.05).
+        c: the factor the report used.
+
+    Args:
+        rows: as the attribute.
+        c: as the attribute.
+
+    Example:
+
+    >>> from keras_si.invariance import HomogeneityReport
+    >>> row = dict(path="ffn", call=0, degree_up=2.0, degree_down=2.0, homogeneous=True)
+    >>> row["class"] = "SIFeedForward"
+    >>> print(HomogeneityReport([row], c=10.0))
+    layer  class                     degree  homogeneous (c=10)
+    ffn    SIFeedForward              2.000  yes
+    """
 
     def __init__(self, rows, c):
         self.rows = rows
         self.c = c
 
     def degree(self, path, call=0):
-        """The measured degree (c side) of the layer at `path` (else the first whose path ends with it)."""
+        """The measured degree (c side) of the layer at `path` (else the first whose path ends with it).
+
+        Args:
+            path: a layer's path as in the rows ("encoder/layer_0/ffn"), or
+                its tail ("ffn").
+            call: which call of the layer (default 0, the first).
+
+        Returns:
+            float: the row's `degree_up`.
+
+        Raises:
+            KeyError: if no row's path is, or ends with, `path` for that call.
+
+        Example:
+
+        >>> from keras_si.invariance import HomogeneityReport
+        >>> row = {"path": "block/ffn", "class": "SIFeedForward", "call": 0, "degree_up": 2.0,
+        ...        "degree_down": 2.0, "homogeneous": True}
+        >>> HomogeneityReport([row], c=10.0).degree("ffn")
+        2.0
+        """
         rows = [r for r in self.rows if r["call"] == call]
         for row in rows:
             if row["path"] == path:

@@ -133,6 +133,10 @@ class HashedDropout(keras.layers.Dropout):
     ([0.0, 2.0], True)
     """
 
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        # Keras's own arguments, spelled out so that the signature documents them.
+        super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
+
     def call(self, inputs, training=False):
         if not training or self.rate == 0 or self.noise_shape is not None or not self._compiled_or_jax():
             return super().call(inputs, training=training)
