@@ -7,6 +7,8 @@ import numpy as np
 
 from keras_si.optimizers.sgd_clip import SGDClip
 
+__all__ = ["SGDClipMonitor", "find_optimizers"]
+
 
 def find_optimizers(optimizer, cls=SGDClip):
     """All instances of `cls` in `optimizer`, looking inside the optimizers that wrap others.
@@ -184,4 +186,10 @@ class SGDClipMonitor(keras.callbacks.Callback):
             logs[self._key(opt, "skipped_steps", many)] = skipped
 
     def get_config(self):
+        """The constructor's arguments, `{"every_n_batches": n}`."""
         return {"every_n_batches": self.every_n_batches}
+
+    @classmethod
+    def from_config(cls, config):
+        """A monitor from `get_config()`'s dict (Keras's `Callback` has no `from_config` to inherit)."""
+        return cls(**config)

@@ -403,17 +403,47 @@ def _axes_from_path(path, rank):
 
 
 def unit_axes(variable):
-    """The axes of `variable` that index its units, as a sorted tuple of non-negative ints.
+    """The axes of `variable` that index its units (output channels, embedding rows...).
 
-    Resolution, first match wins:
+    A unit is the slice of the variable with these axes fixed; per-unit
+    statistics (`keras_si.AGC`'s clip, the channel view of `keras_si.SGDP`
+    and `keras_si.AdamP`) reduce over the other axes. Resolution, first match
+    wins:
+
     1. the attribute `variable.unit_axes`, if set (by a layer's `build`, by
-       `annotate_unit_axes(model)` or by the user);
-    2. the built-in Keras layer named by `variable.path` (its default name);
-    3. Keras's Dense/conv layout: the last axis, or the whole tensor as one
-       unit for vectors and scalars.
+       `annotate_unit_axes(model)` or by the user; an int or a tuple of ints,
+       negative axes allowed);
+    2. the built-in Keras layer named by `variable.path` (its default name,
+       e.g. "conv2d_transpose_1/kernel": the second-last axis);
+    3. Keras's Dense/conv layout: the last axis, or `()` (the whole tensor
+       is one unit) for vectors and scalars.
+
+    The table of the built-in layers' units is in the module
+    `keras_si.optimizers._norms`.
+
+    Args:
+        variable: a `keras.Variable` (or a `tf.Variable`, read by its name).
+
+    Returns:
+        A sorted tuple of non-negative ints smaller than the variable's rank;
+        `()` for one unit.
 
     Raises:
-        ValueError: if `variable.unit_axes` is not a tuple of valid axes.
+        ValueError: if `variable.unit_axes` is set but is not a tuple of
+            distinct axes within the variable's rank.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_si.optimizers import unit_axes
+    >>> dense = keras.layers.Dense(3)
+    >>> dense.build((None, 2))
+    >>> unit_axes(dense.kernel), unit_axes(dense.bias)  # kernel (2, 3): 3 units
+    ((1,), ())
+    >>> table = keras.layers.Embedding(10, 4)
+    >>> table.build((None,))
+    >>> unit_axes(table.embeddings)  # one unit per token
+    (0,)
     """
     rank = len(variable.shape)
     explicit = getattr(variable, UNIT_AXES_ATTRIBUTE, None)
@@ -472,7 +502,24 @@ def annotate_unit_axes(model):
         model: a built `keras.layers.Layer` or `keras.Model`.
 
     Returns:
-        A dict `{variable.path: unit axes}` of the variables annotated.
+        A dict `{variable.path: unit axes}` of the variables annotated (a
+        sorted tuple of ints each); empty if none needed it.
+
+    Example:
+
+    A renamed transposed convolution: its path no longer names the layer's
+    class, so without the annotation its kernel `(3, 3, out, in)` would be
+    read as a Dense kernel (units on the last axis).
+
+    >>> import keras
+    >>> from keras_si.optimizers import annotate_unit_axes, unit_axes
+    >>> model = keras.Sequential([keras.Input((8, 8, 2)), keras.layers.Conv2DTranspose(4, 3, name="up")], name="net")
+    >>> unit_axes(model.layers[0].kernel)
+    (3,)
+    >>> annotate_unit_axes(model)
+    {'net/up/kernel': (2,)}
+    >>> unit_axes(model.layers[0].kernel)
+    (2,)
     """
     done = {}
     for layer in model._flatten_layers(include_self=True, recursive=True):

@@ -215,8 +215,9 @@ class AGC(keras.optimizers.Optimizer):
         """Excludes variables from the inner optimizer's weight decay: calls its own method.
 
         With a keras_si inner optimizer `var_names` are regular expressions
-        searched in `variable.path`; with a Keras one, in `variable.name`
-        (see `keras_si.optimizers.Optimizer.exclude_from_weight_decay`).
+        searched in `variable.path`; with a Keras one, in the backend's
+        variable name (see
+        `keras_si.optimizers.Optimizer.exclude_from_weight_decay`).
 
         Args:
             var_list: None (default) or a list of variables to exclude.

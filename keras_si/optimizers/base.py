@@ -150,9 +150,13 @@ class Optimizer(keras.optimizers.Optimizer):
 
     Variables are excluded from weight decay by regular expressions searched
     (`re.search`) in `variable.path` (e.g. "dense_1/bias"), the same string on
-    every backend. Keras's own optimizers search `variable.name` ("bias"), so
-    a pattern naming a layer ("dense_1/") matches here and not in Keras; a
-    pattern naming a variable ("bias") matches in both.
+    every backend. Keras 3.15's own optimizers search the name of the
+    variable they update, which depends on the backend: the scoped
+    TensorFlow name on TensorFlow ("dense_1/bias:0"), the short name
+    elsewhere ("bias"). So in Keras a pattern naming a layer ("dense_1/") or
+    anchored at the end ("bias$") means different things on different
+    backends; here it means the same on all. A pattern naming a variable
+    ("bias") matches in both.
 
     Args:
         learning_rate: a float > 0, a
@@ -239,9 +243,10 @@ class Optimizer(keras.optimizers.Optimizer):
         Keras's signature, with two differences in meaning:
 
         - `var_names` are regular expressions searched (`re.search`) in
-          `variable.path` ("dense_1/bias"), where Keras searches
-          `variable.name` ("bias"). The path is the same on every backend and
-          names the layer too, so `"dense_1/"` excludes one layer's variables.
+          `variable.path` ("dense_1/bias"), the same on every backend, where
+          Keras searches the backend's variable name ("dense_1/bias:0" on
+          TensorFlow, "bias" on JAX and PyTorch). So `"dense_1/"` excludes one
+          layer's variables and `"bias$"` every bias, on every backend.
         - Each call adds to the exclusions made so far (including the
           constructor's `exclude_from_weight_decay`); Keras's replaces them.
           The patterns are saved in `get_config`; `var_list` is not (it holds
@@ -263,7 +268,7 @@ class Optimizer(keras.optimizers.Optimizer):
         >>> layer = keras.layers.Dense(2, name="head")
         >>> layer.build((None, 3))
         >>> opt = keras_si.SGDClip(weight_decay=0.1)
-        >>> opt.exclude_from_weight_decay(var_names=["head/bias"])  # Keras: "bias"
+        >>> opt.exclude_from_weight_decay(var_names=["head/bias$"])
         >>> opt.build(layer.trainable_variables)
         >>> [(v.path, opt.weight_decay_for(v)) for v in layer.trainable_variables]
         [('head/kernel', 0.1), ('head/bias', 0.0)]

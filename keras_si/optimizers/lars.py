@@ -49,7 +49,8 @@ class LARS(Optimizer):
         exclude_from_weight_decay: None (default), a regular expression or a
             list of them searched in `variable.path`: matching variables are
             not decayed. Keras's `exclude_from_weight_decay` method searches
-            `variable.name` instead; see `keras_si.optimizers.Optimizer`.
+            the backend's variable name instead; see
+            `keras_si.optimizers.Optimizer`.
         exclude_from_layer_adaptation: None (default: the same as
             `exclude_from_weight_decay`), a regular expression or a list of
             them searched in `variable.path`: matching variables take

@@ -80,7 +80,7 @@ class SGDClip(Optimizer):
             theory; it costs one slot variable per weight.
         exclude_from_weight_decay: None (default), a regular expression or a
             list of them searched in `variable.path` (Keras's method of the
-            same name searches `variable.name`; see
+            same name searches the backend's variable name; see
             `keras_si.optimizers.Optimizer`); matching variables are not
             decayed (they still count in `||x||`).
         name: default None, a name unique in the session ("sgd_clip",
