@@ -33,8 +33,11 @@ class TiltedLoss(keras.losses.Loss):
             name ("mean_squared_error", ...) or a function
             `(y_true, y_pred) -> [batch]` (default "mean_squared_error"). A
             `Loss` instance has its `reduction` set to None here, so that it
-            returns per-example values.
+            returns per-example values. Keras's own wrapper,
+            `keras.losses.LossFunctionWrapper`, says `fn` and takes a
+            function only; this takes any identifier `keras.losses.get` does.
         tilt: t, a finite real number (default 1.0); 0 gives the weighted mean.
+            The paper's name; Keras has no word for it.
         name: the loss's name (default "tilted_loss").
         **kwargs: `keras.losses.Loss` arguments (`dtype`; `reduction` only at
             its default "sum_over_batch_size").
