@@ -49,3 +49,17 @@ def test_a_zero_initialised_head_bias_moves_like_adam_not_like_lamb():
         w = w - alpha * m / (np.sqrt(v) + 1e-7)
     np.testing.assert_allclose(bias.numpy(), w, rtol=1e-5, atol=1e-8)
     assert np.linalg.norm(bias.numpy()) > 0.5 * steps * lr * np.sqrt(g.size)
+
+
+def test_embedding_tables_can_go_to_the_heads_adam():
+    model = _sibert()
+    opt = optimization.sibert_optimizer(model, 100, embedding_tables="heads")
+    route = {v.path: opt._optimizer_map(v).name for v in model.trainable_variables}
+    tables = [p for p in route if p.endswith(("token_embedding/embeddings", "type_embedding/embeddings",
+                                              "position_embedding"))]
+    assert len(tables) == 3 and {route[p] for p in tables} == {"head_adam"}
+    assert route[next(p for p in route if p.endswith("embeddings/projection/kernel"))] == "encoder_sgdclip"
+    import pytest
+
+    with pytest.raises(ValueError, match="embedding_tables"):
+        optimization.sibert_optimizer(model, 100, embedding_tables="adam")
