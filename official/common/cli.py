@@ -29,9 +29,37 @@ def run_reporting_input_errors(fn, *args):
 
 
 # --log_level -> (Python logging level for absl, TensorFlow and Keras; TF_CPP_MIN_LOG_LEVEL for TensorFlow's C++).
-# At "warning" the C++ side is quieter than the Python side: its INFO and WARNING lines (CPU instruction sets,
-# oneDNN, "input ran out of data" at the end of a finite dataset) are about TensorFlow, not about the run.
-_LEVELS = {"debug": (10, "0"), "info": (20, "0"), "warning": (30, "2"), "error": (40, "3")}
+# At "warning" the C++ side is quieter than the Python side: its lines (CPU instruction sets, oneDNN, "failed call
+# to cuInit" on a machine without a GPU) are about TensorFlow's build and host, not about the run; a real failure
+# still reaches Python as an exception.
+_LEVELS = {"debug": (10, "0"), "info": (20, "0"), "warning": (30, "3"), "error": (40, "3")}
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with file descriptor 2 sent to a temporary file, replayed only if the import fails.
+
+    TensorFlow 2.21 writes its INFO lines from before abseil's log initialisation
+    ("All log messages before absl::InitializeLog() ...", oneDNN, CUDA stubs)
+    whatever TF_CPP_MIN_LOG_LEVEL says, from C++, so only the descriptor can hold them back.
+    """
+    import tempfile
+
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def quiet_native_logs(argv=None, default="warning"):
@@ -44,6 +72,8 @@ def quiet_native_logs(argv=None, default="warning"):
             level = arg.split("=", 1)[1]
     if level in _LEVELS:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", _LEVELS[level][1])
+        if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3":
+            _import_tensorflow_quietly()
 
 
 def set_log_level(level):
@@ -66,6 +96,8 @@ def set_log_level(level):
         raise ValueError(f"--log_level must be one of {', '.join(_LEVELS)}. Received: {level!r}")
     python_level, cpp_level = _LEVELS[level]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", cpp_level)
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3":
+        _import_tensorflow_quietly()
     verbosity_given = "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present
     if not verbosity_given:
         absl_logging.set_verbosity(level)  # absl's own names; its numbers differ from Python's

@@ -80,7 +80,7 @@ class PretrainerServing(tf.Module):
     # Any shape, so that one string (a scalar) is a batch of one rather than an error deep in the tokenizer.
     @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="text")])
     def serve_text(self, text):
-        tf.debugging.assert_rank_at_most(text, 1, message="text must be one string or a 1-D batch of strings")
+        tf.debugging.assert_rank_in(text, [0, 1], message="text must be one string or a 1-D batch of strings")
         text = tf.reshape(text, [-1])
         inputs, num_masks = self._encode(text)
         out = self.model(inputs, training=False)

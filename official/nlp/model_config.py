@@ -80,8 +80,11 @@ def from_pretrain_config(c, vocab):
             `max_predictions_per_seq`, `mixed_precision_policy`, `vocab_file`.
         vocab: the `Vocab` read from `c.vocab_file`.
     """
-    return ModelConfig(model=c.model, preset=c.config, encoder=encoder_config(c, len(vocab)), max_seq_length=c.max_seq_length,
-                       max_predictions_per_seq=c.max_predictions_per_seq, vocab_file=c.vocab_file,
+    # An absolute path: export and finetune read the run from any working directory.
+    vocab_file = c.vocab_file if "://" in c.vocab_file else os.path.abspath(c.vocab_file)
+    return ModelConfig(model=c.model, preset=c.config, encoder=encoder_config(c, len(vocab)),
+                       max_seq_length=c.max_seq_length, max_predictions_per_seq=c.max_predictions_per_seq,
+                       vocab_file=vocab_file,
                        vocab_sha256=vocab.sha256,
                        dtype_policy=getattr(c, "mixed_precision_policy", None) or "float32")
 

@@ -143,6 +143,31 @@ def test_export_top_k_are_the_most_likely_tokens(trained):
         export.PretrainerServing(trained[0], os.path.join(CORPUS, "vocab.txt"), 32, 5, top_k=0)
 
 
+def test_serving_one_string_is_a_batch_of_one(trained):
+    """Issue 13, item 7: one string (a scalar) gave `InvalidArgumentError ... strided_slice`."""
+    _, _, model_dir = trained
+    serve = tf.saved_model.load(os.path.join(model_dir, "export")).signatures["serving_default"]
+    one = serve(text=tf.constant("the [MASK] is imported"))
+    batch = serve(text=tf.constant(["the [MASK] is imported"]))
+    assert one["num_masks"].numpy().tolist() == [1] and set(one) == set(batch)
+    for key in batch:
+        if batch[key].dtype.is_floating:  # the same graph on the same input: equal to float32 rounding
+            np.testing.assert_allclose(one[key].numpy(), batch[key].numpy(), rtol=1e-6, atol=1e-7)
+        else:
+            np.testing.assert_array_equal(one[key].numpy(), batch[key].numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one string or a 1-D batch of strings"):
+        serve(text=tf.constant([["a [MASK]"]]))
+
+
+def test_the_drivers_do_not_import_each_other():
+    """export and finetune rebuild a run from its directory (model_config.json), without pretrain's code."""
+    code = ("import sys, official.nlp.export, official.nlp.finetune, official.nlp.fill_mask; "
+            "print(sorted(m for m in sys.modules if m == 'official.nlp.pretrain'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 RESUME_COMMAND = [sys.executable, "-m", "official.nlp.pretrain", "--model=sibert", "--config=tiny",
                   f"--text_files={CORPUS}/heldout.txt", "--global_batch_size=4", "--max_seq_length=32",
                   "--max_predictions_per_seq=5", "--train_steps=12", "--warmup_steps=2", "--learning_rate=0.5",
