@@ -41,6 +41,9 @@ import keras
 
 from keras_si.optimizers import _norms
 
+# The argument checks below are shared with keras_si's other modules, not public API.
+__all__ = ["Optimizer"]
+
 
 def _has_tf_strategy():
     if keras.backend.backend() != "tensorflow":
