@@ -30,7 +30,6 @@ import math
 import os
 import sys
 import time
-import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +67,8 @@ RUNS = {
                            dict(ROBUST, init_scale=100.0)),
     "bert_sgd_x0.01": ("BERT + SGD (lr 0.5), init x0.01", "bert", "sgd", dict(learning_rate=0.5, init_scale=0.01)),
     "bert_sgd_x100": ("BERT + SGD (lr 0.5), init x100", "bert", "sgd", dict(learning_rate=0.5, init_scale=100.0)),
+    "sibert_sgdclip_tables_adam": ("SIBERT + SGDClip, embedding tables on Adam", "sibert", "sgdclip",
+                                   dict(embedding_tables="heads")),
     "sibert_sgd_no_wd": ("SIBERT + SGD, no WD, no clipping", "sibert", "sgdclip", dict(clip_factor=0.0,
                                                                                         weight_decay=0.0)),
 }
@@ -87,11 +88,11 @@ def run_config(model, options, args):
     values = dict(model=model, config="tiny", vocab_file=os.path.join(CORPUS, "vocab.txt"),
                   max_seq_length=args.seq, max_predictions_per_seq=args.pred, global_batch_size=args.batch,
                   train_steps=args.steps, lr_decay_at=(0.9,), dropout=0.0, **SGDCLIP, **HEADS)
-    values.update(options)
+    values.update({k: v for k, v in options.items() if k != "embedding_tables"})
     return PretrainConfig(**values)
 
 
-def make_optimizer(model, kind, f):
+def make_optimizer(model, kind, f, embedding_tables="sgdclip"):
     import keras
 
     from official.nlp import optimization
@@ -100,7 +101,8 @@ def make_optimizer(model, kind, f):
         return optimization.sibert_optimizer(
             model, f.train_steps, learning_rate=f.learning_rate, weight_decay=f.weight_decay,
             clip_factor=f.clip_factor or None, head_learning_rate=f.head_learning_rate,
-            head_warmup_steps=f.warmup_steps, decay_at=[float(x) for x in f.lr_decay_at])
+            head_warmup_steps=f.warmup_steps, decay_at=[float(x) for x in f.lr_decay_at],
+            embedding_tables=embedding_tables)
     if kind == "heads":
         model.encoder.trainable = False
         return optimization.heads_optimizer(model, f.train_steps, f.head_learning_rate, f.warmup_steps)
@@ -131,7 +133,7 @@ def train(name, spec, args, train_docs, eval_data, vocab):
     f = run_config(model_type, options, args)
     keras.utils.set_random_seed(args.seed)
     model = pretrain.build_model(f, len(vocab))
-    optimizer = make_optimizer(model, kind, f)
+    optimizer = make_optimizer(model, kind, f, options.get("embedding_tables", "sgdclip"))
     metrics, weighted = optimization.pretraining_metrics()
     model.compile(optimizer=optimizer, loss=optimization.pretraining_losses(), metrics=metrics,
                   weighted_metrics=weighted)
@@ -206,6 +208,31 @@ def final(rows, last=3):
     return sum(values) / len(values)
 
 
+def draw_figures(figures, panel, baseline, plt):
+    """Figures 1-2 (held-out loss curves) and 3 (weight norms, clip rate) into OUT."""
+    for fig_name, panels in figures.items():
+        fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
+        for ax, (title, runs) in zip(axes[0], panels):
+            panel(ax, runs, ylim=(baseline[0] - 1.0, baseline[0] + 1.5) if baseline else None)
+            ax.set_title(title)
+            ax.set_ylabel("held-out masked-LM loss (nats)")
+        fig.tight_layout()
+        fig.savefig(os.path.join(OUT, f"{fig_name}.png"), dpi=100)
+        plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    panel(axes[0], ["sibert_sgd_no_wd", "sibert_sgd_wd", "sibert_sgdclip", "sibert_robust_x0.01",
+                    "sibert_robust_x1", "sibert_robust_x100"], key="weight_norm", log=True)
+    axes[0].set_ylabel("||w|| of the scale-invariant group")
+    axes[0].set_title("weight norm: with and without weight decay and clipping")
+    panel(axes[1], ["sibert_sgdclip", "sibert_robust_x0.01", "sibert_robust_x1", "sibert_robust_x100"],
+          key="clip_rate")
+    axes[1].set_ylabel("fraction of steps clipped (per 100)")
+    axes[1].set_title("clip rate")
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUT, "figure3_norms.png"), dpi=100)
+    plt.close(fig)
+
+
 def plot(names, args, baseline):
     import matplotlib
 
@@ -236,32 +263,14 @@ def plot(names, args, baseline):
                                                      "sibert_heads_only"]),
             ("BERT + SGD", ["bert_sgd_x0.01", "bert_sgd", "bert_sgd_x100"])],
         "figure2_recipe": [("held-out masked-LM loss", ["bert_adamw", "sibert_adamw", "sibert_sgdclip",
+                                                        "sibert_sgdclip_tables_adam",
                                                         "sibert_sgd_wd", "bert_sgd", "bert_sgd_si_lr",
                                                         "sibert_heads_only"])],
     }
-    for fig_name, panels in figures.items():
-        fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
-        for ax, (title, runs) in zip(axes[0], panels):
-            panel(ax, runs, ylim=(baseline[0] - 1.0, baseline[0] + 1.5) if baseline else None)
-            ax.set_title(title)
-            ax.set_ylabel("held-out masked-LM loss (nats)")
-        fig.tight_layout()
-        fig.savefig(os.path.join(OUT, f"{fig_name}.png"), dpi=100)
-        plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    panel(axes[0], ["sibert_sgd_no_wd", "sibert_sgd_wd", "sibert_sgdclip", "sibert_robust_x0.01",
-                    "sibert_robust_x1", "sibert_robust_x100"], key="weight_norm", log=True)
-    axes[0].set_ylabel("||w|| of the scale-invariant group")
-    axes[0].set_title("weight norm: with and without weight decay and clipping")
-    panel(axes[1], ["sibert_sgdclip", "sibert_robust_x0.01", "sibert_robust_x1", "sibert_robust_x100"],
-          key="clip_rate")
-    axes[1].set_ylabel("fraction of steps clipped (per 100)")
-    axes[1].set_title("clip rate")
-    fig.tight_layout()
-    fig.savefig(os.path.join(OUT, "figure3_norms.png"), dpi=100)
-    plt.close(fig)
-
-    with open(os.path.join(OUT, "table.md"), "w") as fh:
+    table = "sweep.md" if all(n in SWEEP for n in names) else "table.md"
+    if table == "table.md":
+        draw_figures(figures, panel, baseline, plt)
+    with open(os.path.join(OUT, table), "w") as fh:
         fh.write("| run | held-out MLM loss | accuracy | outside the 10 most frequent | ||w|| at the end | "
                  "clip rate (last 100 steps) | minutes |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
         if baseline:
@@ -304,7 +313,6 @@ def main():
         sys.exit(f"error: --steps must be a multiple of {EVAL_EVERY}")
     os.makedirs(OUT, exist_ok=True)
 
-    from official.nlp import pretrain
     from official.nlp.data import pretrain_dataloader as loader
     from official.nlp.data.vocab import Vocab
 
