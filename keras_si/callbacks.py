@@ -191,5 +191,12 @@ class SGDClipMonitor(keras.callbacks.Callback):
 
     @classmethod
     def from_config(cls, config):
-        """A monitor from `get_config()`'s dict (Keras's `Callback` has no `from_config` to inherit)."""
+        """A monitor from `get_config()`'s dict (Keras's `Callback` has no `from_config` to inherit).
+
+        Args:
+            config: a dict as returned by `get_config()`.
+
+        Returns:
+            A new `SGDClipMonitor`.
+        """
         return cls(**config)

@@ -208,7 +208,14 @@ class AGC(keras.optimizers.Optimizer):
             inner.loss_scale_factor = value
 
     def scale_loss(self, loss):
-        """The inner optimizer's `scale_loss(loss)` (its `loss_scale_factor`)."""
+        """The inner optimizer's `scale_loss(loss)` (its `loss_scale_factor`).
+
+        Args:
+            loss: the loss tensor to scale.
+
+        Returns:
+            `loss` multiplied by the inner optimizer's `loss_scale_factor` (unchanged if None).
+        """
         return self.inner_optimizer.scale_loss(loss)
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
@@ -264,6 +271,10 @@ class AGC(keras.optimizers.Optimizer):
     # ----------------------------------------------------------------- apply
     def apply(self, grads, trainable_variables=None):
         """Clips `grads` and applies them through the inner optimizer (Keras's `apply`, same arguments).
+
+        Args:
+            grads: a list of gradients (tensors, `tf.IndexedSlices` or None), one per variable.
+            trainable_variables: the variables they belong to (None: the variables the optimizer was built with).
 
         Raises:
             ValueError: if `trainable_variables` is None before the optimizer
