@@ -32,6 +32,11 @@ import pytest
 from keras_si import layers as L
 
 
+def _numpy(x, dtype=None):
+    """A NumPy copy of a tensor or variable on any backend (PyTorch needs the detach that this does)."""
+    return np.asarray(keras.ops.convert_to_numpy(x), dtype)
+
+
 def _floats(*shape):
     return lambda rng: rng.randn(*shape).astype("float32")
 
@@ -112,7 +117,7 @@ def _config_json(config):
 
 
 def _weights_by_path(layer):
-    return {v.path: np.asarray(v) for v in layer.weights}
+    return {v.path: _numpy(v) for v in layer.weights}
 
 
 # ---------------------------------------------------------------- checks
@@ -161,13 +166,13 @@ def test_keras_file_round_trip(case, tmp_path):
     layer = case.cls(**case.init)
     model = _model(case, layer, data)
     _perturb_float_weights(layer)
-    expected = np.asarray(model(data))
+    expected = _numpy(model(data))
 
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     reloaded = loaded.layers[-1]
     assert type(reloaded) is case.cls
-    np.testing.assert_array_equal(np.asarray(loaded(data)), expected)
+    np.testing.assert_array_equal(_numpy(loaded(data)), expected)
     assert len(reloaded.trainable_weights) == len(layer.trainable_weights)
     assert len(reloaded.non_trainable_weights) == len(layer.non_trainable_weights)
     want, got = _weights_by_path(layer), _weights_by_path(reloaded)
@@ -182,13 +187,13 @@ def test_weights_file_round_trip(case, tmp_path):
     layer = case.cls(**case.init)
     model = _model(case, layer, data)
     _perturb_float_weights(layer)
-    expected = np.asarray(model(data))
+    expected = _numpy(model(data))
     model.save_weights(tmp_path / "m.weights.h5")
 
     fresh_layer = case.cls(**case.init)
     fresh = _model(case, fresh_layer, data)
     fresh.load_weights(tmp_path / "m.weights.h5")
-    np.testing.assert_array_equal(np.asarray(fresh(data)), expected)
+    np.testing.assert_array_equal(_numpy(fresh(data)), expected)
     assert len(fresh_layer.trainable_weights) == len(layer.trainable_weights)
     assert len(fresh_layer.non_trainable_weights) == len(layer.non_trainable_weights)
 
@@ -204,7 +209,7 @@ _LOW_PRECISION_RTOL = {"mixed_float16": 5e-3, "mixed_bfloat16": 4e-2}
 def test_mixed_precision(case, policy):
     data = _data(case)
     reference = case.cls(**case.init)
-    expected = np.asarray(_call(reference, data), np.float64)
+    expected = _numpy(_call(reference, data), np.float64)
 
     layer = case.cls(**case.init, dtype=policy)
     assert layer.dtype_policy.name == policy
@@ -220,7 +225,7 @@ def test_mixed_precision(case, policy):
     # The dtype a functional model sees is the one the eager call gives.
     symbolic = _model(case, case.cls(**case.init, dtype=policy), data).outputs[0]
     assert symbolic.dtype == compute
-    out = np.asarray(keras.ops.cast(out, "float32"), np.float64)
+    out = _numpy(keras.ops.cast(out, "float32"), np.float64)
     assert np.all(np.isfinite(out))
     scale = np.abs(expected).max()
     np.testing.assert_allclose(out, expected, rtol=0, atol=_LOW_PRECISION_RTOL[policy] * scale)
@@ -232,7 +237,7 @@ def test_xla_equals_eager(case):
     layer = case.cls(**case.init)
     model = _model(case, layer, data)
     _perturb_float_weights(layer)
-    eager = np.asarray(model(data, training=False))
+    eager = _numpy(model(data, training=False))
     model.compile(jit_compile=True)
     compiled = model.predict_on_batch(data)
     # XLA fuses and reorders float32 arithmetic: roundoff of ~1e-7 relative per
@@ -294,7 +299,7 @@ def test_masking(case):
     masked = {n: _PadMask()(x) if n in names else x for n, x in inputs.items()}
     out = _call(layer, masked)
     model = keras.Model(inputs, [out, _MaskProbe()(out)])
-    y, mask = (np.asarray(t) for t in model(data))
+    y, mask = (_numpy(t) for t in model(data))
 
     first = next(iter(data))
     expected_mask = np.ones(data[first].shape[:2], "float32")
@@ -305,7 +310,7 @@ def test_masking(case):
     # Padding is truncation: the real steps of sample 0 are what the layer gives
     # on sample 0 with its padding cut off.
     truncated = {n: a[:1, :lengths[n]] if n in names else a[:1] for n, a in data.items()}
-    y_truncated = np.asarray(_call(layer, truncated))
+    y_truncated = _numpy(_call(layer, truncated))
     real = lengths.get(first, data[first].shape[1])
     np.testing.assert_allclose(y[0, :real], y_truncated[0, :real], rtol=1e-5, atol=1e-6)
 
@@ -322,12 +327,12 @@ def test_compiled_training_step_updates_every_trainable_weight(case):
         # zero gradient, which would hide weights that never get one.
         return keras.ops.sum(y_pred * target)
 
-    before = {v.path: np.asarray(v) for v in layer.trainable_weights}
+    before = {v.path: _numpy(v) for v in layer.trainable_weights}
     counts = (len(layer.trainable_weights), len(layer.non_trainable_weights))
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss, jit_compile=True)
     model.train_on_batch(data, np.zeros((2,) + target.shape, "float32"))
     for v in layer.trainable_weights:
-        now = np.asarray(v)
+        now = _numpy(v)
         assert np.all(np.isfinite(now)), v.path
         assert not np.array_equal(now, before[v.path]), f"{v.path} got no gradient"
     assert (len(layer.trainable_weights), len(layer.non_trainable_weights)) == counts
