@@ -1,45 +1,55 @@
-"""keras_si and the pretraining model on the JAX backend; run in its own process.
+"""keras_si's optimizers against their float64 references on JAX or PyTorch; run in its own process.
 
-    KERAS_BACKEND=jax python tests/jax_backend_check.py
+    KERAS_BACKEND=jax python tests/backend_reference_check.py
+    KERAS_BACKEND=torch python tests/backend_reference_check.py
 
-`test_jax_backend.py` runs it where JAX is installed (CI has no JAX; a GPU
-machine with JAX but without TensorFlow can run it directly). It checks
-SGDClip and the toolbox optimizers (LARS, RAdam, AGC, SGDP/AdamP with the
-projection on and off) against their float64 references inside
-`jax.jit(stateless_apply)` (how the JAX trainer runs optimizers), SGDClip's
-exclusion by `variable.path`, a
-`model.fit` with the monitor, `keras_si.layers.HashedDropout`'s JAX path (the
-hashed mask: statistics, rescaling, seeding, equal to the backend-neutral
-`hash_keep_mask`), and a `model.fit` of the BERT and SIBERT pretrainers with
-their optimizers (the JAX trainer calls `train_step(state, data)`), and
-SAM/ASAM's stateless step against its float64 reference (with batch-norm
-statistics from the first pass and dropout seeds advanced by both).
+tests/test_backends.py runs it for both (a machine with JAX or PyTorch but
+without TensorFlow can run it directly). It checks SGDClip and the toolbox
+optimizers (LARS, RAdam, AGC, SGDP/AdamP with the projection on and off)
+against their float64 references as each backend's trainer runs optimizers
+(JAX: inside `jax.jit(stateless_apply)`; PyTorch: `apply` under
+`torch.no_grad`), SGDClip's exclusion by `variable.path`, and a `model.fit`
+with the monitor. On JAX also: `keras_si.layers.HashedDropout`'s JAX path
+(the hashed mask: statistics, rescaling, seeding, equal to the
+backend-neutral `hash_keep_mask`) and a `model.fit` of the BERT and SIBERT
+pretrainers with their optimizers. SAM/ASAM's float64 checks are
+tests/test_sam.py, which test_backends.py runs on both backends too.
 """
 
 import os
 import sys
 
-os.environ["KERAS_BACKEND"] = "jax"
+os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_si  # noqa: E402
-from keras_si.layers.dropout import hash_keep_mask  # noqa: E402
-from official.nlp import modeling, optimization  # noqa: E402
-from tests import sam_reference  # noqa: E402
 from tests.optimizers import references as ref  # noqa: E402
 from tests.optimizers.references import assert_close_to_reference  # noqa: E402
 
-assert keras.backend.backend() == "jax"
+BACKEND = keras.backend.backend()
+assert BACKEND in ("jax", "torch"), BACKEND
 
 
 def _jit_sequence(opt, xs, grads_at):
-    """Runs `jax.jit(opt.stateless_apply)` over steps; `grads_at(t, values)` gives step t's float64 gradients."""
+    """Runs the optimizer's steps as the backend's trainer does; `grads_at(t, values)` gives step t's gradients."""
     variables = [keras.Variable(np.asarray(x, "float32"), name=f"v{i}") for i, x in enumerate(xs)]
     opt.build(variables)
+    if BACKEND == "torch":
+        import torch
+
+        t = 0
+        while True:
+            grads = grads_at(t, [np.asarray(keras.ops.convert_to_numpy(v), np.float64) for v in variables])
+            if grads is None:
+                return [keras.ops.convert_to_numpy(v) for v in variables]
+            with torch.no_grad():
+                opt.apply([keras.ops.convert_to_tensor(np.asarray(g, "float32")) for g in grads], variables)
+            t += 1
+    import jax
+
     step = jax.jit(opt.stateless_apply)
     opt_vals, var_vals = [v.value for v in opt.variables], [v.value for v in variables]
     t = 0
@@ -112,6 +122,10 @@ def check_fit():
 
 
 def check_dropout():
+    import jax
+
+    from keras_si.layers.dropout import hash_keep_mask
+
     rate, x = 0.1, jax.numpy.ones((256, 1024))
     layer = keras_si.layers.HashedDropout(rate, seed=3)
     seed_before = layer.seed_generator.state.value
@@ -131,44 +145,11 @@ def check_dropout():
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), np.asarray(x))
 
 
-def check_sam():
-    """SAM and ASAM in the JAX trainer against the float64 reference (tolerance as in tests/test_sam.py)."""
-    ref = sam_reference
-    x, y = ref.data()
-    for adaptive, rho in ((False, 0.05), (True, 0.5)):
-        for jit_compile in (False, True):
-            model = ref.mlp()
-            w0 = [np.array(w, np.float64) for w in model.get_weights()]
-            sam = keras_si.SharpnessAwareMinimization(model, rho=rho, adaptive=adaptive)
-            sam.compile(optimizer=keras.optimizers.SGD(ref.LR, momentum=ref.MOMENTUM), loss="mse",
-                        jit_compile=jit_compile)
-            loss = sam.fit(x.astype("float32"), y.astype("float32"), batch_size=ref.BATCH, shuffle=False,
-                           verbose=0).history["loss"][0]
-            want, losses = ref.reference_sam(w0, x, y, rho, adaptive=adaptive)
-            for got, w in zip(model.get_weights(), want):
-                np.testing.assert_allclose(got, w, rtol=2e-5, atol=2e-5)
-            np.testing.assert_allclose(loss, np.mean(losses), rtol=1e-5)
-    # Batch-norm statistics from the first pass only; dropout seeds advanced by both passes.
-    xb, yb = x[:ref.BATCH].astype("float32"), y[:ref.BATCH].astype("float32")
-    model = keras.Sequential([keras.Input((ref.D_IN,)), keras.layers.BatchNormalization(momentum=0.9, name="bn"),
-                              keras.layers.Dropout(0.5, name="drop"), keras.layers.Dense(ref.D_OUT)])
-    sam = keras_si.SAM(model, rho=0.5)
-    sam.compile(optimizer=keras.optimizers.SGD(ref.LR), loss="mse")
-    seed_state = model.get_layer("drop").seed_generator.state
-    before = np.array(seed_state.value)
-    sam.fit(xb, yb, batch_size=ref.BATCH, verbose=0)
-    np.testing.assert_allclose(np.array(model.get_layer("bn").moving_mean.value), 0.1 * xb.mean(0), rtol=1e-5,
-                               atol=1e-6)
-    probe = keras.layers.Dropout(0.5)
-    probe.seed_generator.state.assign(before)
-    for _ in range(2):
-        probe(xb, training=True)
-    np.testing.assert_array_equal(np.array(seed_state.value), np.array(probe.seed_generator.state.value))
-
-
 def check_pretrainer_fit():
-    config = modeling.EncoderConfig(vocab_size=64, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
-                                    max_position_embeddings=32)
+    from official.nlp import modeling, optimization
+
+    config = modeling.EncoderConfig(vocab_size=64, hidden_dim=16, num_layers=2, num_heads=2, intermediate_dim=32,
+                                    max_sequence_length=32)
     features = modeling.dummy_features(16, 16, 3, config.vocab_size)
     rng = np.random.RandomState(0)
     labels = {"mlm": rng.randint(0, config.vocab_size, (16, 3)).astype("int32"),
@@ -191,10 +172,8 @@ if __name__ == "__main__":
         check_reference(momentum)
     check_toolbox()
     check_fit()
-    check_dropout()
-    check_pretrainer_fit()
-    check_sam()
-    print("jax backend: SGDClip, LARS, RAdam, AGC, SGDP, AdamP and SAM/ASAM match their float64 references; "
-          "fit + monitor ok; HashedDropout ok; "
-          "BERT/SIBERT fit ok; "
-          "devices:", jax.devices())
+    if BACKEND == "jax":
+        check_dropout()
+        check_pretrainer_fit()
+    print(f"{BACKEND} backend: SGDClip, LARS, RAdam, AGC, SGDP and AdamP match their float64 references; "
+          "fit + monitor ok" + ("; HashedDropout ok; BERT/SIBERT fit ok" if BACKEND == "jax" else ""))
