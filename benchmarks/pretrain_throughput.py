@@ -43,7 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def flops_per_sequence(c, seq, pred):
     """Training FLOPs (3 x forward, matmuls only) of one sequence."""
-    h, i, layers, v = c.hidden_size, c.intermediate_size, c.num_layers, c.vocab_size
+    h, i, layers, v = c.hidden_dim, c.intermediate_dim, c.num_layers, c.vocab_size
     dense = layers * (4 * h * h + 2 * h * i) * 2 * seq  # q, k, v, o and the feed-forward
     attention = layers * 2 * 2 * seq * seq * h  # scores and context
     head = 2 * pred * (h * h + h * v)  # MLM transform + vocabulary projection at the masked positions
@@ -152,9 +152,9 @@ def add_run_arguments(parser):
 def setup(args):
     """Sets the dtype policy; returns the encoder config the flags describe and its FLOPs per sequence."""
     keras.mixed_precision.set_global_policy(args.policy)
-    config = modeling.EncoderConfig(vocab_size=args.vocab, hidden_size=args.hidden, num_layers=args.layers,
-                                    num_heads=args.heads, intermediate_size=args.intermediate,
-                                    max_position_embeddings=max(512, args.seq))
+    config = modeling.EncoderConfig(vocab_size=args.vocab, hidden_dim=args.hidden, num_layers=args.layers,
+                                    num_heads=args.heads, intermediate_dim=args.intermediate,
+                                    max_sequence_length=max(512, args.seq))
     return config, flops_per_sequence(config, args.seq, args.pred)
 
 

@@ -158,7 +158,7 @@ class SGDClipMonitor(keras.callbacks.Callback):
         return (
             float(opt.clipped_steps.numpy()),
             float(opt.skipped_steps.numpy()),
-            float(keras.ops.convert_to_tensor(opt._iterations)),
+            float(opt._iterations.numpy()),
         )
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -120,7 +120,9 @@ def _run_two_workers(model_dir, logs_dir, **overrides):
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     # --deterministic: the resumed run must redo steps 3-4 exactly as the first run did.
+    # --log_level=info: the strategy's replica count is an INFO line.
     cmd = [sys.executable, "-m", "official.nlp.pretrain", "--strategy=multi_worker_mirrored", "--deterministic",
+           "--log_level=info",
            f"--model_dir={model_dir}"] + _cli_flags(dict(RUN, **overrides))
     procs, logs = [], []
     try:
@@ -175,7 +177,7 @@ def test_multi_worker_two_processes_chief_writes_matches_one_device_and_resumes(
     # Only the chief writes into --model_dir (worker 1 saves into a temporary directory, then deletes it).
     assert sorted(os.listdir(model_dir)) == sorted([
         "checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index", "ckpt-4.data-00000-of-00001", "ckpt-4.index",
-        "export", "flags.json", "logs", "summary.json"])
+        "export", "flags.json", "logs", "model_config.json", "summary.json"])
     assert len(tf.io.gfile.glob(os.path.join(model_dir, "logs", "train", "events.out.tfevents.*"))) == 1
     assert "Exported a SavedModel" in chief_out and "Exported" not in worker_out
     assert "with 2 replica(s)" in chief_out and "with 2 replica(s)" in worker_out
