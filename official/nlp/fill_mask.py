@@ -3,10 +3,10 @@
     python -m official.nlp.fill_mask --export_dir=runs/demo/export \
         --text_file=official/nlp/corpus/heldout.txt --examples=5
 
-Each chosen sentence gets one word (of at least 4 letters) replaced by
-[MASK]; the SavedModel tokenizes the text itself and predicts the first
-WordPiece of the masked word; the most likely pieces are printed with their
-probabilities.
+Each sentence, drawn at random, gets one word, drawn at random, replaced by
+[MASK] (no choice by hand: see `masked_examples`); the SavedModel tokenizes
+the text itself and predicts the first WordPiece of the masked word; the most
+likely pieces are printed with their probabilities.
 """
 
 import random
@@ -30,16 +30,20 @@ FLAGS = flags.FLAGS
 
 
 def masked_examples(lines, n, seed):
+    """`n` (masked sentence, masked word) pairs: a random sentence of 6-20 words, a random word of it.
+
+    Both draws are uniform (seed `seed`), so the sample is what a held-out
+    evaluation sees, not words picked to make the model look good: frequent
+    short words ("the", "of") come up as often as they occur. The word is the
+    letters of a whitespace-separated token (punctuation around it is kept).
+    """
     rng = random.Random(seed)
-    candidates = [s for s in lines if 6 <= len(s.split()) <= 20]
+    candidates = [s for s in lines if 6 <= len(s.split()) <= 20 and re.search(r"[A-Za-z]", s)]
     out = []
     for sentence in rng.sample(candidates, min(n, len(candidates))):
-        words = sentence.split()
-        choices = [i for i, w in enumerate(words) if re.fullmatch(r"[A-Za-z]{4,}", w)]
-        if not choices:
-            continue
-        i = rng.choice(choices)
-        out.append((" ".join(words[:i] + ["[MASK]"] + words[i + 1:]), words[i].lower()))
+        words = list(re.finditer(r"[A-Za-z]+", sentence))
+        word = rng.choice(words)
+        out.append((sentence[:word.start()] + "[MASK]" + sentence[word.end():], word.group().lower()))
     return out
 
 
@@ -77,7 +81,7 @@ def fill(export_dir, text_file, examples, seed):
     model = tf.saved_model.load(export_dir)
     examples = masked_examples(lines, examples, seed)
     if not examples:
-        raise ValueError(f"--text_file={text_file} has no sentence of 6 to 20 words with a word of 4+ letters.")
+        raise ValueError(f"--text_file={text_file} has no sentence of 6 to 20 words.")
     out = model.signatures["serving_default"](text=tf.constant([t for t, _ in examples]))
     top_tokens, top_p = out["top_k_tokens"].numpy()[:, 0], out["top_k_probabilities"].numpy()[:, 0]
     hits, hits_k = 0, 0
