@@ -13,7 +13,7 @@ with the monitor. On JAX also: `keras_si.layers.HashedDropout`'s JAX path
 (the hashed mask: statistics, rescaling, seeding, equal to the
 backend-neutral `hash_keep_mask`) and a `model.fit` of the BERT and SIBERT
 pretrainers with their optimizers. SAM/ASAM's float64 checks are
-tests/test_sam.py, which test_backends.py runs on both backends too.
+tests/keras_si/test_sam.py, which test_backends.py runs on both backends too.
 """
 
 import os
@@ -26,8 +26,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_si  # noqa: E402
-from tests.optimizers import references as ref  # noqa: E402
-from tests.optimizers.references import assert_close_to_reference  # noqa: E402
+from tests.references import optimizers as ref  # noqa: E402
+from tests.references.optimizers import assert_close_to_reference  # noqa: E402
 
 BACKEND = keras.backend.backend()
 assert BACKEND in ("jax", "torch"), BACKEND

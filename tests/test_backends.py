@@ -5,13 +5,13 @@ it is first imported, so the other backends need fresh interpreters with
 KERAS_BACKEND set. Each run here is a pytest (or script) subprocess:
 
 - the optimizer and layer conformance suites and SAM/ASAM against its float64
-  reference (tests/test_sam.py);
+  reference (tests/keras_si/test_sam.py);
 - the optimizers against their float64 references
   (tests/backend_reference_check.py);
 - an import of keras_si with TensorFlow hidden, as a JAX/PyTorch user
   without TensorFlow has it;
 - on JAX, `keras.distribution.DataParallel` over 2 host CPU devices
-  (tests/test_jax_distribution.py).
+  (tests/keras_si/optimizers/test_jax_distribution.py).
 
 A backend that is not installed is skipped with the reason (the CI installs
 both: requirements-jax.txt, requirements-torch.txt). See docs/backends.md.
@@ -25,8 +25,12 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUITES = ["tests/optimizers/test_conformance.py", "tests/layers/test_layer_conformance.py", "tests/test_sam.py"]
-EXTRA = {"jax": ["tests/test_jax_distribution.py"], "torch": []}
+SUITES = [
+    "tests/keras_si/optimizers/test_conformance.py",
+    "tests/keras_si/layers/test_layer_conformance.py",
+    "tests/keras_si/test_sam.py",
+]
+EXTRA = {"jax": ["tests/keras_si/optimizers/test_jax_distribution.py"], "torch": []}
 TIMEOUT = 1200  # seconds; measured ~4 min (jax) and ~6 min (torch) on a busy 2-core machine
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import keras_si
 from tests import testing_utils as tu
-from tests.optimizers.references import assert_close_to_reference, lars_reference, radam_reference
+from tests.references.optimizers import assert_close_to_reference, lars_reference, radam_reference
 
 SHAPES = [(7,), (5, 4), (3, 3, 2, 4)]  # vector, dense kernel, conv kernel (HWIO)
 

@@ -2,7 +2,7 @@
 
 Under the strategy each replica sees half the batch, so this holds only if every
 norm, trust ratio, projection test and clip is taken on the all-reduced
-gradient (Keras's own `global_clipnorm` fails it: tests/optimizers/test_sgd_clip.py).
+gradient (Keras's own `global_clipnorm` fails it: tests/keras_si/optimizers/test_sgd_clip.py).
 The conv model gives dense kernels, conv kernels and vectors.
 """
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_si
-from tests.optimizers.references import adamp_ref, assert_close_to_reference, gradient, sgdp_ref
+from tests.references.optimizers import adamp_ref, assert_close_to_reference, gradient, sgdp_ref
 
 SHAPES = [(7,), (20, 4), (3, 3, 5, 4)]  # vector (never projected), dense kernel, conv kernel (HWIO)
 def run(optimizer, xs, rs, kind):

@@ -16,7 +16,7 @@ from tests import testing_utils as tu
 SHAPES = [(7,), (5, 4), (3, 3, 2, 4)]
 
 
-from tests.optimizers.references import assert_close_to_reference, sgd_clip_reference  # noqa: E402
+from tests.references.optimizers import assert_close_to_reference, sgd_clip_reference  # noqa: E402
 
 
 def run_keras(optimizer, xs, grad_seq):

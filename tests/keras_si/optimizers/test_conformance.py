@@ -17,7 +17,7 @@ Backend-neutral: `make test` runs it on TensorFlow and tests/test_backends.py
 under KERAS_BACKEND=jax and =torch. What exists on TensorFlow only
 (tf.IndexedSlices gradients, tf.Variable, tf.train.Checkpoint) is skipped
 elsewhere with the reason. SAM is a model wrapper, not an optimizer:
-tests/test_sam.py.
+tests/keras_si/test_sam.py.
 """
 
 import os
@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import keras_si
-from tests.optimizers.references import assert_close_to_reference
+from tests.references.optimizers import assert_close_to_reference
 
 BACKEND = keras.backend.backend()
 if BACKEND == "tensorflow":
@@ -214,7 +214,7 @@ def test_loss_scale_factor_unscales_before_everything(name):
 
 
 @pytest.mark.skipif(BACKEND == "jax", reason="Keras 3.15's LossScaleOptimizer.apply fails eagerly on JAX for Keras's "
-                    "own SGD too (UnexpectedTracerError in its cond); mixed_float16 fit on JAX: tests/test_sam.py")
+                    "own SGD too (UnexpectedTracerError in its cond); mixed_float16 fit on JAX: tests/keras_si/test_sam.py")
 @pytest.mark.parametrize("name", cases("loss_scale_optimizer"))
 def test_loss_scale_optimizer(name):
     scale = 2.0**10

@@ -1,6 +1,6 @@
 """Float64 NumPy references of keras_si's optimizers, each written from its paper's algorithm.
 
-No backend is imported, so that tests/jax_backend_check.py can use them on a
+No backend is imported, so that tests/backend_reference_check.py can use them on a
 machine with JAX only.
 """
 

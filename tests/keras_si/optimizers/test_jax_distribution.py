@@ -1,7 +1,7 @@
 """On JAX, `keras.distribution.DataParallel` over 2 host CPU devices trains as one device does.
 
 The counterpart of the MirroredStrategy checks on TensorFlow
-(tests/optimizers/test_strategy_and_xla.py): SGDClip's threshold uses global
+(tests/keras_si/optimizers/test_strategy_and_xla.py): SGDClip's threshold uses global
 norms, which must be those of the global batch's gradient, not of a shard's.
 Runs under KERAS_BACKEND=jax (tests/test_backends.py), with the two devices
 that tests/conftest.py asks XLA for.

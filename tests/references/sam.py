@@ -1,7 +1,7 @@
 """A float64 NumPy SAM/ASAM written from the papers' Algorithm 1, and the small problem it is checked on.
 
-Shared by tests/test_sam.py (TensorFlow) and tests/jax_backend_check.py (JAX);
-it imports no backend so that a machine with JAX only can run the latter.
+Used by tests/keras_si/test_sam.py, which `make test` runs on TensorFlow and tests/test_backends.py on JAX and
+PyTorch; it imports no backend itself (NumPy, and Keras only to build the model), so it runs wherever Keras does.
 """
 
 import keras

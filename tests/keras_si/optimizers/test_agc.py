@@ -9,7 +9,7 @@ import pytest
 
 import keras_si
 from tests import testing_utils as tu
-from tests.optimizers.references import agc_sgd_reference, assert_close_to_reference
+from tests.references.optimizers import agc_sgd_reference, assert_close_to_reference
 
 SHAPES = [(7,), (5, 4), (3, 3, 2, 4)]
 

@@ -10,7 +10,7 @@ import pytest
 
 import keras_si
 from keras_si.backend import keras_private
-from tests.sam_reference import BATCH, D_IN, D_OUT, LR, MOMENTUM, data, mlp, reference_sam
+from tests.references.sam import BATCH, D_IN, D_OUT, LR, MOMENTUM, data, mlp, reference_sam
 
 BACKEND = keras.backend.backend()
 
