@@ -5,7 +5,7 @@ layers never depend on the optimizers package (issue 12) and either package
 can import it. The TensorFlow code itself is in `keras_si/backend/tensorflow.py`.
 """
 
-import keras
+from keras_si import backend
 
 
 def in_xla_context():
@@ -20,9 +20,6 @@ def in_xla_context():
     Returns:
         bool.
     """
-    if keras.backend.backend() != "tensorflow":
-        # Not importing TensorFlow here keeps JAX/PyTorch installs free of it.
-        return False
-    from keras_si.backend import tensorflow as tf_backend
-
-    return tf_backend.in_xla_context()
+    # The backend's module is imported only for the backend in use, which
+    # keeps JAX/PyTorch installs free of TensorFlow.
+    return backend.optimizer_backend().in_xla_context()

@@ -1,10 +1,35 @@
-"""JAX-specific code of keras_si (imported only on the JAX backend)."""
+"""JAX-specific code of keras_si (imported only on the JAX backend).
+
+The optimizers' entry points are `keras_si.backend.common`'s (dense, global
+gradients), but for `concrete_scalar`, which must tell a traced value from a
+concrete one. Then `SharpnessAwareMinimization`'s stateless training step.
+"""
 
 import jax
 import keras
 from keras import ops
 
 from keras_si.backend import keras_private
+from keras_si.backend.common import (  # noqa: F401 (re-exported entry points)
+    all_reduce_sum,
+    has_strategy,
+    in_xla_context,
+    is_sparse,
+    reductions_are_serial,
+    replicas_to_reduce,
+    sum_of_squares,
+)
+
+
+def concrete_scalar(fn):
+    """`fn()` as a Python float, or None inside `jax.jit` (where Keras's JAX trainer runs the step).
+
+    There the values are tracers: the check that wanted them cannot run.
+    """
+    try:
+        return float(fn())
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return None
 
 
 def sam_train_step(sam, state, data):

@@ -1,10 +1,24 @@
-"""PyTorch-specific code of keras_si (imported only on the PyTorch backend)."""
+"""PyTorch-specific code of keras_si (imported only on the PyTorch backend).
+
+The optimizers' entry points are `keras_si.backend.common`'s (dense, global
+gradients, eager values). Then `SharpnessAwareMinimization`'s training step.
+"""
 
 import keras
 import torch
 from keras import ops
 
 from keras_si.backend import keras_private
+from keras_si.backend.common import (  # noqa: F401 (re-exported entry points)
+    all_reduce_sum,
+    concrete_scalar,
+    has_strategy,
+    in_xla_context,
+    is_sparse,
+    reductions_are_serial,
+    replicas_to_reduce,
+    sum_of_squares,
+)
 
 
 def sam_train_step(sam, data):

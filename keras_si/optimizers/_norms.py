@@ -20,6 +20,11 @@ parallel, so the plain reduction is used there, and so it is on JAX's XLA:CPU,
 whose reductions are fast (see `_use_fold`). `benchmarks/optimizer_step.py`
 measures both.
 
+What depends on the backend (the replica context, sparse gradients, whether
+XLA is compiling, the fastest plain reduction) is asked of
+`keras_si.backend.optimizer_backend()`; this module itself is written with
+`keras.ops` only.
+
 Units
 -----
 Per-unit statistics (AGC's clipping, the channel view of SGDP/AdamP's
@@ -68,7 +73,7 @@ import re
 import keras
 from keras import ops
 
-from keras_si._backend_utils import in_xla_context
+from keras_si import backend
 
 # Tensors smaller than this are reduced directly: folding them buys nothing.
 _FOLD_MIN_SIZE = 1 << 16
@@ -78,17 +83,6 @@ _FOLD_WAYS = 64
 # already make the serial part small; measured on a 30522 x 768 table: plain
 # 62 ms, 8 slices 7.4 ms, 64 slices 12.3 ms and 4.5x the compile time.
 _UNIT_FOLD_WAYS = 8
-
-
-def _runs_on_cpu():
-    """True when TensorFlow has no GPU or TPU to place the computation on.
-
-    The fold is a remedy for XLA:CPU's serial reductions; on accelerators
-    XLA's reductions are parallel and the fold only adds kernels.
-    """
-    import tensorflow as tf
-
-    return not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
 def _folded_sum(x, fn=None):
@@ -124,9 +118,9 @@ def _use_fold():
     That is TensorFlow's XLA on a CPU. JAX's XLA:CPU (jax 0.10) reduces at
     memory speed and the fold only slows it down: on a 30522 x 768 table,
     sum of squares 5.0 ms plain against 18.0 ms folded, per-unit sums of a
-    product 9.2 ms against 58.8 ms.
+    product 9.2 ms against 58.8 ms. On GPUs and TPUs the fold only adds kernels.
     """
-    return keras.backend.backend() == "tensorflow" and in_xla_context() and _runs_on_cpu()
+    return backend.optimizer_backend().reductions_are_serial()
 
 
 def sum_of_squares(x):
@@ -135,23 +129,16 @@ def sum_of_squares(x):
     Works for float16/bfloat16/float32/float64 tensors and for
     `tf.IndexedSlices` (the sum over the stored rows, which is exact when the
     indices are unique, as they are after Keras's gradient aggregation).
+    A float64 tensor is summed in float64, then rounded once.
     """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        if isinstance(x, tf.IndexedSlices):
-            x = x.values
-        x = tf.cast(x, tf.float32) if x.dtype != tf.float64 else x
-        if in_xla_context():
-            s = _folded_sum_of_squares(x) if _runs_on_cpu() else tf.reduce_sum(tf.square(x))
-        else:
-            s = 2.0 * tf.nn.l2_loss(x)
-        return tf.cast(s, tf.float32)
+    be = backend.optimizer_backend()
+    if be.is_sparse(x):
+        x = be.sparse_values(x)
     x = ops.convert_to_tensor(x)
-    if x.dtype != "float64":
+    if keras.backend.standardize_dtype(x.dtype) != "float64":
         x = ops.cast(x, "float32")
-    return ops.cast(ops.sum(ops.square(x)), "float32")
+    s = _folded_sum_of_squares(x) if be.reductions_are_serial() else be.sum_of_squares(x)
+    return ops.cast(s, "float32")
 
 
 def global_sum_of_squares(tensors):
@@ -170,16 +157,9 @@ def global_norm(tensors):
     return ops.sqrt(global_sum_of_squares(tensors))
 
 
-def _replica_context_to_reduce():
-    """The TF replica context whose replicas must be summed, else None."""
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    ctx = tf.distribute.get_replica_context()
-    if ctx is None or ctx.num_replicas_in_sync <= 1:
-        return None
-    return ctx
+def replicas_to_reduce():
+    """The number of replicas whose gradients `all_reduce_sum` adds up; 1 when there is nothing to sum."""
+    return backend.optimizer_backend().replicas_to_reduce()
 
 
 def all_reduce_sum(grads):
@@ -191,16 +171,7 @@ def all_reduce_sum(grads):
     JAX/torch, whose distribution APIs hand the optimizer global gradients)
     this returns `grads` unchanged. `None` entries are kept in place.
     """
-    ctx = _replica_context_to_reduce()
-    if ctx is None:
-        return list(grads)
-    import tensorflow as tf
-
-    present = [g for g in grads if g is not None]
-    if not present:
-        return list(grads)
-    reduced = iter(ctx.all_reduce(tf.distribute.ReduceOp.SUM, present))
-    return [None if g is None else next(reduced) for g in grads]
+    return backend.optimizer_backend().all_reduce_sum(grads)
 
 
 def combine_duplicate_rows(grad):
@@ -212,36 +183,19 @@ def combine_duplicate_rows(grad):
     all-reduce concatenates more such rows. Norms must see each index once.
     Dense tensors are returned unchanged.
     """
-    if keras.backend.backend() != "tensorflow":
-        return grad
-    import tensorflow as tf
-
-    if not isinstance(grad, tf.IndexedSlices):
-        return grad
-    unique, position = tf.unique(grad.indices)
-    values = tf.math.unsorted_segment_sum(
-        grad.values, position, tf.shape(unique)[0]
-    )
-    return tf.IndexedSlices(values, unique, grad.dense_shape)
+    be = backend.optimizer_backend()
+    return be.combine_duplicate_rows(grad) if be.is_sparse(grad) else grad
 
 
 def map_values(fn, grad):
     """Applies `fn` to a dense gradient, or to the rows of an IndexedSlices."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        if isinstance(grad, tf.IndexedSlices):
-            return tf.IndexedSlices(fn(grad.values), grad.indices, grad.dense_shape)
-    return fn(grad)
+    be = backend.optimizer_backend()
+    return be.map_sparse_values(fn, grad) if be.is_sparse(grad) else fn(grad)
 
 
 def is_sparse(grad):
     """True for a `tf.IndexedSlices` gradient (embedding lookups on TF)."""
-    if keras.backend.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
-
-    return isinstance(grad, tf.IndexedSlices)
+    return backend.optimizer_backend().is_sparse(grad)
 
 
 def _normalize_axes(axes, rank, what="unit_axes"):

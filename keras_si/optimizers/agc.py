@@ -27,6 +27,7 @@ import re
 import keras
 from keras import ops
 
+from keras_si import backend
 from keras_si.optimizers import _norms
 from keras_si.optimizers._norms import annotate_unit_axes  # noqa: F401  (public with AGC)
 from keras_si.optimizers.base import check_positive_number
@@ -321,10 +322,7 @@ class AGC(keras.optimizers.Optimizer):
         return type(inner)._clip_gradients(inner, grads)
 
     def _clip_all(self, grads, variables):
-        replicas = 1
-        ctx = _norms._replica_context_to_reduce()
-        if ctx is not None:
-            replicas = ctx.num_replicas_in_sync
+        replicas = _norms.replicas_to_reduce()
         grads = _norms.all_reduce_sum(grads)
         out = []
         for g, v in zip(grads, variables):
@@ -364,22 +362,20 @@ class AGC(keras.optimizers.Optimizer):
         # gradient anyway (a float32 gradient of a float64 variable must not be
         # rounded to float32 by the clip).
         dtype = keras.backend.standardize_dtype(variable.dtype)
-        if _norms.is_sparse(grad):
-            import tensorflow as tf
-
-            grad = _norms.map_values(lambda t: ops.cast(t, dtype), grad)
+        be = backend.optimizer_backend()
+        if be.is_sparse(grad):
+            grad = be.map_sparse_values(lambda t: ops.cast(t, dtype), grad)
 
             if 0 not in axes:
                 # Each unit spans rows: its norm needs the whole gradient.
-                grad = tf.convert_to_tensor(grad)
+                grad = be.densify(grad)
             else:
                 # Each row holds whole units (an embedding row): clip the
                 # touched rows, once each, against the same rows of the weight.
-                grad = _norms.combine_duplicate_rows(grad)
-                rows = tf.gather(ops.convert_to_tensor(variable), grad.indices)
-                scale = self._scale(grad.values, rows, axes)
-                return tf.IndexedSlices(grad.values * ops.cast(scale, grad.values.dtype), grad.indices,
-                                        grad.dense_shape)
+                grad = be.combine_duplicate_rows(grad)
+                rows = be.gather_rows(variable, be.sparse_indices(grad))
+                scale = self._scale(be.sparse_values(grad), rows, axes)
+                return be.map_sparse_values(lambda t: t * ops.cast(scale, t.dtype), grad)
         grad = ops.cast(grad, dtype)
         return grad * ops.cast(self._scale(grad, variable, axes), dtype)
 

@@ -39,18 +39,11 @@ import re
 
 import keras
 
+from keras_si import backend
 from keras_si.optimizers import _norms
 
 # The argument checks below are shared with keras_si's other modules, not public API.
 __all__ = ["Optimizer"]
-
-
-def _has_tf_strategy():
-    if keras.backend.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
-
-    return tf.distribute.has_strategy()
 
 
 def check_positive_number(name, value, allow_zero=False, allow_none=False):
@@ -96,21 +89,10 @@ def concrete_scalar(fn):
     leaves the function being traced and reads the variables' current values
     eagerly, which at the first trace are the values the first step starts
     from. Returns None where the values are not concrete (inside `jax.jit`,
-    where Keras's JAX trainer runs the step).
+    where Keras's JAX trainer runs the step). Each backend's way is its
+    `concrete_scalar` in `keras_si/backend/<name>.py`.
     """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        with tf.init_scope():
-            return float(fn())
-    if keras.backend.backend() == "jax":
-        import jax
-
-        try:
-            return float(fn())
-        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-            return None
-    return float(keras.ops.convert_to_numpy(fn()))
+    return backend.optimizer_backend().concrete_scalar(fn)
 
 
 def _unique_default_name(cls):
@@ -314,7 +296,7 @@ class Optimizer(keras.optimizers.Optimizer):
         # Keras 3.15 runs these two features inside an `ops.cond` whose branch
         # calls `merge_call`, which tf.distribute forbids: the failure would
         # come from deep inside the traced train step. Say so up front.
-        if not _has_tf_strategy():
+        if not backend.optimizer_backend().has_strategy():
             return
         if self.gradient_accumulation_steps:
             raise ValueError(
@@ -379,20 +361,15 @@ class Optimizer(keras.optimizers.Optimizer):
         if grad is None:
             return None
         dtype = keras.backend.standardize_dtype(variable.dtype)
-        if _norms.is_sparse(grad):
-            import tensorflow as tf
-
+        be = backend.optimizer_backend()
+        if be.is_sparse(grad):
             # Indices may be a Python tuple (Keras's built-ins accept it); the
-            # sparse ops below need a tensor.
-            grad = tf.IndexedSlices(
-                tf.cast(grad.values, dtype),
-                tf.convert_to_tensor(grad.indices),
-                grad.dense_shape,
-            )
+            # sparse ops below need a tensor, which `cast_sparse` makes.
+            grad = be.cast_sparse(grad, dtype)
             if self._keeps_sparse_gradients():
-                return _norms.combine_duplicate_rows(grad)
+                return be.combine_duplicate_rows(grad)
             # The dense form sums the rows that share an index.
-            return tf.convert_to_tensor(grad)
+            return be.densify(grad)
         grad = keras.ops.convert_to_tensor(grad, sparse=False)
         if keras.backend.standardize_dtype(grad.dtype) != dtype:
             grad = keras.ops.cast(grad, dtype)
