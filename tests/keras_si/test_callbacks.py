@@ -1,10 +1,11 @@
-"""keras_si.callbacks: SGDClipMonitor's argument checks and config, find_optimizers (the logging: test_sgd_clip)."""
+"""keras_si.callbacks: SGDClipMonitor's argument checks and config, find_optimizers, and what it logs."""
 
 import keras
 import numpy as np
 import pytest
 
 import keras_si
+from tests import testing_utils as tu
 from keras_si.callbacks import find_optimizers
 
 
@@ -28,3 +29,41 @@ def test_find_optimizers_looks_through_wrappers():
     assert find_optimizers(keras.optimizers.LossScaleOptimizer(multi)) == [first]
     assert find_optimizers(keras_si.AGC(second)) == [second]
     assert find_optimizers(keras.optimizers.SGD()) == []
+
+
+def test_monitor_logs_diagnostics():
+    x, y = tu.regression_data(n=64)
+    model = tu.small_model(seed=0)
+    model.compile(optimizer=keras_si.SGDClip(0.5, weight_decay=0.01, clip_factor=0.5), loss="mse")
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[keras_si.SGDClipMonitor()])
+    h = history.history
+    for key in ["weight_norm", "grad_norm", "clip_scale", "effective_learning_rate", "equilibrium_ratio", "clip_rate",
+                "skipped_steps"]:
+        assert key in h, key
+    assert 0.0 <= h["clip_rate"][-1] <= 1.0
+    opt = model.optimizer
+    np.testing.assert_allclose(h["effective_learning_rate"][-1], 0.5 / float(opt.weight_norm.numpy()) ** 2, rtol=1e-5)
+    assert h["clip_rate"][0] > 0  # clip_factor 0.5 clips at the start
+
+
+def test_monitor_requires_sgdclip():
+    model = tu.small_model()
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = tu.regression_data(n=8)
+    with pytest.raises(ValueError, match="no keras_si.SGDClip"):
+        model.fit(x, y, verbose=0, callbacks=[keras_si.SGDClipMonitor()])
+
+
+def test_monitor_values_reach_later_callbacks():
+    """Placed before TensorBoard, the values are in the logs TensorBoard gets."""
+    seen = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(dict(logs))
+
+    x, y = tu.regression_data(n=32)
+    model = tu.small_model(seed=0)
+    model.compile(optimizer=keras_si.SGDClip(0.1, weight_decay=0.01), loss="mse")
+    model.fit(x, y, batch_size=16, verbose=0, callbacks=[keras_si.SGDClipMonitor(), Recorder()])
+    assert len(seen) == 2 and "weight_norm" in seen[-1] and "effective_learning_rate" in seen[-1]

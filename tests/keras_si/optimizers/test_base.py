@@ -1,10 +1,14 @@
-"""keras_si.optimizers.Optimizer: weight-decay exclusion by `variable.path`, against Keras's own by `variable.name`."""
+"""keras_si.optimizers.Optimizer: weight-decay exclusion by `variable.path`, against Keras's own by `variable.name`.
+
+The exclusion lives in the base class; SGDClip stands in for every subclass here.
+"""
 
 import keras
 import numpy as np
 import pytest
 
 import keras_si
+from tests import testing_utils as tu
 
 LR, LAM = 0.5, 0.1
 
@@ -73,3 +77,29 @@ def test_exclusion_errors_name_the_argument():
     opt.build(variables)
     with pytest.raises(ValueError, match="before the optimizer is built"):
         opt.exclude_from_weight_decay(var_names=["bias"])
+
+
+def test_exclude_from_weight_decay_matches_variable_path():
+    model = tu.small_model(seed=0)
+    opt = keras_si.SGDClip(0.1, weight_decay=0.5, clip_factor=None, exclude_from_weight_decay=["norm/"])
+    before = {v.path: v.numpy() for v in model.trainable_variables}
+    opt.apply([keras.ops.zeros_like(v) for v in model.trainable_variables], model.trainable_variables)
+    for v in model.trainable_variables:
+        if "/norm/" in v.path:
+            np.testing.assert_array_equal(v.numpy(), before[v.path])
+        else:
+            np.testing.assert_allclose(v.numpy(), before[v.path] * (1 - 0.1 * 0.5), rtol=1e-6)
+    assert keras_si.SGDClip.from_config(opt.get_config())._weight_decay_patterns == ["norm/"]
+
+
+def test_keras_method_exclusion_also_matches_path():
+    model = tu.small_model(seed=0)
+    opt = keras_si.SGDClip(0.1, weight_decay=0.5, clip_factor=None)
+    opt.exclude_from_weight_decay(var_names=["hidden/bias"])
+    bias = [v for v in model.trainable_variables if v.path.endswith("/hidden/bias")][0]
+    bias.assign(np.ones(bias.shape, "float32"))
+    opt.apply([keras.ops.zeros_like(v) for v in model.trainable_variables], model.trainable_variables)
+    np.testing.assert_array_equal(bias.numpy(), np.ones(bias.shape))
+    assert opt.get_config()["exclude_from_weight_decay"] == ["hidden/bias"]
+    with pytest.raises(ValueError, match="before the optimizer is built"):
+        opt.exclude_from_weight_decay(var_names=["x"])

@@ -1,4 +1,6 @@
-"""Per-unit statistics on every Keras kernel layout: AGC's clip and SGDP/AdamP's channel view, against NumPy float64.
+"""keras_si.optimizers._norms: per-unit statistics on every Keras kernel layout, and the float32 sums behind every norm.
+
+The layouts: AGC's clip and SGDP/AdamP's channel view, against NumPy float64.
 
 Each layout's output channels are written down here from Keras's documented
 kernel shapes, as a matrix of flat kernel indices (one column per output
@@ -234,3 +236,44 @@ def test_agc_on_multi_head_attention_query_kernel(annotate):
     assert clipped == [4]
     keras_si.AGC(keras.optimizers.SGD(1.0), clipping=0.01).apply([g], [var])
     np.testing.assert_allclose(np.asarray(var), want, rtol=1e-6, atol=1e-6 * np.max(np.abs(g)))
+
+
+def test_fast_norm_matches_float64_under_xla_and_eager():
+    tf = pytest.importorskip("tensorflow")  # XLA through tf.function: TensorFlow only
+    rng = np.random.RandomState(0)
+    x = rng.randn(300_001).astype("float32")  # large enough to take the folded path, odd tail
+    want = float(np.sum(x.astype(np.float64) ** 2))
+    xla = tf.function(_norms.sum_of_squares, jit_compile=True)(tf.constant(x))
+    eager = _norms.sum_of_squares(tf.constant(x))
+    # float32 partial sums over 3e5 terms: error ~ sqrt(n) eps ~ 3e-5 at worst.
+    np.testing.assert_allclose(float(xla), want, rtol=1e-5)
+    np.testing.assert_allclose(float(eager), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(300, 257), (3, 3, 64, 120), (3, 3, 4, 8), (70,)])
+def test_unit_sum_matches_float64_under_xla_and_eager(shape):
+    """Per-output-unit sums (AGC, SGDP/AdamP); the two large shapes take the folded path under XLA:CPU."""
+    tf = pytest.importorskip("tensorflow")  # XLA through tf.function: TensorFlow only
+    rng = np.random.RandomState(0)
+    a, b = rng.randn(*shape).astype("float32"), rng.randn(*shape).astype("float32")
+    # Units: the last axis of a kernel; a vector is one unit as a whole (_norms._default_axes).
+    axes = tuple(range(len(shape) - 1)) if len(shape) > 1 else None
+    want = np.sum(a.astype(np.float64) * b, axis=axes, keepdims=True)
+    def dot(x, y):
+        return _norms.unit_sum(tf.multiply, x, y)
+
+    for fn in (dot, tf.function(dot, jit_compile=True)):
+        got = fn(tf.constant(a), tf.constant(b))
+        assert tuple(got.shape) == want.shape
+        # float32 sums of a few hundred to 10^4 terms of size ~1: error well below 1e-4 absolute.
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_norms_accumulate_in_float32(dtype):
+    tf = pytest.importorskip("tensorflow")  # XLA through tf.function: TensorFlow only
+    x = tf.cast(tf.fill([4096], 300.0), dtype)  # 300^2 * 4096 overflows float16 (max 65504)
+    for fn in (_norms.sum_of_squares, tf.function(_norms.sum_of_squares, jit_compile=True)):
+        s = fn(x)
+        assert s.dtype == tf.float32
+        np.testing.assert_allclose(float(s), 300.0**2 * 4096, rtol=1e-3)
