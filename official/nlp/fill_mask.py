@@ -47,6 +47,18 @@ def masked_examples(lines, n, seed):
     return out
 
 
+def first_word_piece(word, vocab):
+    """The first WordPiece of `word`: its longest prefix in `vocab` (WordPiece's greedy longest match), or [UNK].
+
+    A predicted piece is right only if it is this piece: "a" is not a right
+    answer for "and", whose first piece is "and" when the vocabulary has it.
+    """
+    for end in range(len(word), 0, -1):
+        if word[:end] in vocab:
+            return word[:end]
+    return "[UNK]"
+
+
 def check_export_dir(path, flag="--export_dir"):
     """Raises a one-line ValueError unless `path` holds a SavedModel, saying what it is and which to give."""
     import os
@@ -70,8 +82,12 @@ def check_export_dir(path, flag="--export_dir"):
 
 def fill(export_dir, text_file, examples, seed):
     """Masks one word in each of `examples` sentences of `text_file` and prints the export's predictions."""
+    import os
+
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer's ops the SavedModel uses)
+
+    from official.nlp.data.vocab import read_tokens
 
     check_export_dir(export_dir)
     if not tf.io.gfile.exists(text_file):
@@ -84,16 +100,18 @@ def fill(export_dir, text_file, examples, seed):
         raise ValueError(f"--text_file={text_file} has no sentence of 6 to 20 words.")
     out = model.signatures["serving_default"](text=tf.constant([t for t, _ in examples]))
     top_tokens, top_p = out["top_k_tokens"].numpy()[:, 0], out["top_k_probabilities"].numpy()[:, 0]
+    vocab_file = os.path.join(export_dir, "assets", "vocab.txt")
+    vocab = set(read_tokens(vocab_file)) if tf.io.gfile.exists(vocab_file) else None
     hits, hits_k = 0, 0
     for (text, answer), tokens, probs in zip(examples, top_tokens, top_p):
         guesses = [t.decode() for t in tokens]
-        starts = [answer.startswith(g.replace("##", "")) for g in guesses]
-        hits += starts[0]
-        hits_k += any(starts)
+        right = [g == first_word_piece(answer, vocab) if vocab else answer.startswith(g) for g in guesses]
+        hits += right[0]
+        hits_k += any(right)
         ranked = ", ".join(f"{g!r} {p:.2f}" for g, p in zip(guesses, probs))
         print(f"  {text}\n      -> original {answer!r}; predicted {ranked}")
     k = top_tokens.shape[-1]
-    print(f"{hits}/{len(examples)} masked words start with the predicted word piece, "
+    print(f"{hits}/{len(examples)} masked words begin with the predicted word piece, "
           f"{hits_k}/{len(examples)} with one of the {k} most likely.")
 
 

@@ -256,10 +256,14 @@ def heldout_metrics(model, dataset, unigram=None, frequent=10):
     return results
 
 
+APOSTROPHE = {True: "'", False: "'s"}  # "the held-out targets' frequencies", "the training text's frequencies"
+
+
 def format_heldout(m):
     """One line for the log: the held-out metrics beside the context-free baseline."""
     line = (f"MLM loss {m['mlm_loss']:.3f}, accuracy {m['mlm_accuracy']:.2%} "
-            f"(context-free, the {m['unigram_source']}' frequencies: loss {m['unigram_loss']:.3f}, "
+            f"(context-free, the {m['unigram_source']}{APOSTROPHE[m['unigram_source'].endswith('s')]} "
+            f"frequencies: loss {m['unigram_loss']:.3f}, "
             f"accuracy {m['unigram_accuracy']:.2%}); "
             f"accuracy outside the 10 most frequent targets {m['rare_accuracy']:.2%}")
     if "nsp_accuracy" in m:

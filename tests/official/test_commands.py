@@ -141,7 +141,7 @@ def test_export_and_fill_mask_commands(pretrained):
     out = run_step(steps, "official.nlp.export", d)
     assert os.path.exists(os.path.join(run, "export", "saved_model.pb")) and "Exported" in out.stdout
     filled = run_step(steps, "official.nlp.fill_mask", d)
-    assert filled.stdout.count("-> original") == 2 and "masked words start with the predicted word piece" in \
+    assert filled.stdout.count("-> original") == 2 and "masked words begin with the predicted word piece" in \
         filled.stdout
     assert noise(out) == [] and noise(filled) == [], out.stderr + filled.stderr
 

@@ -25,3 +25,10 @@ def test_the_sample_is_fixed_by_the_seed_and_keeps_punctuation():
     a = fill_mask.masked_examples(lines, 2, seed=3)
     assert a == fill_mask.masked_examples(lines, 2, seed=3) and len(a) == 2
     assert all(text.endswith(".") for text, _ in a)  # "Short." has < 6 words: never drawn
+
+
+def test_a_prediction_is_right_only_if_it_is_the_first_word_piece():
+    vocab = {"a", "an", "and", "tool", "##s", "t"}
+    assert fill_mask.first_word_piece("and", vocab) == "and"  # "a" is a prefix, not the piece
+    assert fill_mask.first_word_piece("tools", vocab) == "tool"
+    assert fill_mask.first_word_piece("xyz", vocab) == "[UNK]"
