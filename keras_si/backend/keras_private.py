@@ -5,7 +5,7 @@ Keras's trainers do between the forward pass and the metrics: compute the
 compiled loss, feed the loss tracker, find the layers' seed generators, and
 (on JAX) update the metric variables statelessly. Keras exposes none of these
 publicly. `check()` verifies that every attribute used here still exists, and
-tests/test_sam.py calls it, so a Keras upgrade that changes them fails with a
+tests/keras_si/test_sam.py calls it, so a Keras upgrade that changes them fails with a
 message naming the attribute instead of an AttributeError deep in `fit`.
 """
 
