@@ -124,9 +124,15 @@ class SGDClipMonitor(keras.callbacks.Callback):
             # only once built (at the first step); look again then.
             return []
         if not opts:
+            hint = ""
+            if isinstance(self.model.optimizer, keras.optimizers.MultiOptimizer):
+                # A MultiOptimizer lists only the sub-optimizers some variable was routed to.
+                paths = [v.path for v in self.model.trainable_variables[:3]]
+                hint = (f": no variable reached an SGDClip; check the routing against the variable paths "
+                        f"(e.g. {paths}), or use keras_si.scale_invariant_optimizer")
             raise ValueError(
                 "SGDClipMonitor found no keras_si.SGDClip in the model's optimizer "
-                f"({type(self.model.optimizer).__name__})."
+                f"({type(self.model.optimizer).__name__}){hint}."
             )
         return opts
 

@@ -105,9 +105,10 @@ class PretrainConfig:
                 raise ValueError(f"--{name} must be >= 1. Received: {getattr(self, name)}")
         if self.summary_steps is not None and self.summary_steps < 1:
             raise ValueError(f"--summary_steps must be >= 1. Received: {self.summary_steps}")
-        if self.steps_per_epoch % self.steps_per_execution:
-            raise ValueError(f"--steps_per_epoch={self.steps_per_epoch} must be a multiple of "
-                             f"--steps_per_execution={self.steps_per_execution}.")
+        for name in ("steps_per_epoch", "train_steps"):
+            if getattr(self, name) % self.steps_per_execution:
+                raise ValueError(f"--{name}={getattr(self, name)} must be a multiple of "
+                                 f"--steps_per_execution={self.steps_per_execution}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout must be in [0, 1). Received: {self.dropout}")
         for name in ("learning_rate", "head_learning_rate", "init_scale"):

@@ -42,7 +42,8 @@ def define_shared_flags():
     _define("float", "learning_rate", None,
             "Peak learning rate (pretrain: 8e-4 for SIBERT/SGDClip, 1e-4 for BERT/AdamW; finetune: 2e-4).")
     _define("integer", "seed", _P.seed, "Random seed (weights, data order, masks).")
-    _define("string", "model_dir", None, "Run directory: checkpoints, logs, results and the export go here.")
+    _define("string", "model_dir", None, "Run directory (pretrain: checkpoints, logs and the export; finetune: "
+            "eval_results.json).")
     _define("integer", "verbose", None, "Keras fit verbosity: 0 silent, 1 progress bar, 2 a line per epoch "
             "(pretrain: default 1; finetune: default 2).")
     _define("string", "tfds_name", None, "A TFDS dataset (prepared beforehand with `tfds build`; never downloaded).")

@@ -24,7 +24,6 @@ exported as a SavedModel (`official.nlp.export`).
 
 import dataclasses
 import json
-import math
 import os
 import time
 
@@ -117,7 +116,18 @@ def check_run_directory(f):
     if "vocab_sha256" in saved and saved["vocab_sha256"] != Vocab(f.vocab_file).sha256:
         raise ValueError(f"--vocab_file={f.vocab_file} is not the vocabulary of the run in --model_dir={f.model_dir} "
                          f"(which used {saved.get('vocab_file')}): give that vocabulary, or another --model_dir.")
+    # Training flags may change on a resume (a longer run, a new learning rate): said, not refused, since the
+    # continued run is then no longer the uninterrupted one.
+    for name, value in saved.items():
+        current = getattr(f, name, value)
+        if name not in MODEL_FLAGS and name != "vocab_file" and _comparable(current) != _comparable(value):
+            print(f"Note: --{name}={_comparable(current)} differs from the run's {_comparable(value)} (continuing "
+                  "with the new value).")
     return saved
+
+
+def _comparable(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def make_dataset(f, strategy, vocab, eval_data=False):
@@ -390,31 +400,32 @@ def run(f, strategy=None):
 
 
 def fit(model, data, initial_step, f, callbacks):
-    """Trains from `initial_step` to the end of the epoch holding `--train_steps`; returns the last logs.
+    """Trains from `initial_step` to exactly `--train_steps`; returns the last logs.
 
     An epoch is `--steps_per_epoch` steps (a checkpoint at its end). A run
     stopped mid-epoch (SIGTERM, Ctrl-C) resumes with a first, shorter epoch up
-    to the next boundary, then whole epochs: the same batches, in the same
-    order, as an uninterrupted run (`data` is the whole stream; the batches
-    already trained on are skipped).
+    to the next boundary, then whole epochs, and a `--train_steps` that is not a
+    multiple of `--steps_per_epoch` ends with a shorter last epoch: the same
+    batches, in the same order, as an uninterrupted run (`data` is the whole
+    stream; the batches already trained on are skipped).
     """
-    epochs = math.ceil(f.train_steps / f.steps_per_epoch)
-    epoch, into = divmod(initial_step, f.steps_per_epoch)
-    logs = {}
-    if into:
-        partial = f.steps_per_epoch - into
-        history = model.fit(data.skip(initial_step), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=partial,
-                            callbacks=callbacks, verbose=f.verbose, shuffle=False)
-        logs = {k: float(v[-1]) for k, v in history.history.items()}
-        initial_step, epoch = initial_step + partial, epoch + 1
-        if model.stop_training:
-            return logs
-    if epoch < epochs:
-        history = model.fit(data.skip(initial_step), initial_epoch=epoch, epochs=epochs,
-                            steps_per_epoch=f.steps_per_epoch, callbacks=callbacks, verbose=f.verbose,
-                            shuffle=False)  # the data is shuffled (or a stream): Keras would warn and ignore it
+    import keras
+
+    spe, end = f.steps_per_epoch, f.train_steps
+    step, logs = initial_step, {}
+    while step < end:
+        epoch, into = divmod(step, spe)
+        if into or end - step < spe:  # a shorter epoch: to the next boundary, or to the end
+            run = dict(initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=min(spe - into, end - step))
+        else:
+            run = dict(initial_epoch=epoch, epochs=epoch + (end - step) // spe, steps_per_epoch=spe)
+        # shuffle=False: the data is shuffled (or a stream): Keras would warn and ignore it.
+        history = model.fit(data.skip(step), callbacks=callbacks, verbose=f.verbose, shuffle=False, **run)
         if history.history:
             logs = {k: float(v[-1]) for k, v in history.history.items()}
+        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        if model.stop_training:
+            break
     return logs
 
 

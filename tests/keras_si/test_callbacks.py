@@ -67,3 +67,19 @@ def test_monitor_values_reach_later_callbacks():
     model.compile(optimizer=keras_si.SGDClip(0.1, weight_decay=0.01), loss="mse")
     model.fit(x, y, batch_size=16, verbose=0, callbacks=[keras_si.SGDClipMonitor(), Recorder()])
     assert len(seen) == 2 and "weight_norm" in seen[-1] and "effective_learning_rate" in seen[-1]
+
+
+def test_monitor_says_when_a_multioptimizer_routes_nothing_to_sgdclip():
+    """The README's first routing try (`v.path.startswith("encoder/")`) on a model whose paths do not start so."""
+    import keras
+    import numpy as np
+    import pytest
+
+    import keras_si
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+    clip, other = keras_si.SGDClip(0.1, weight_decay=1e-2), keras.optimizers.SGD(0.1)
+    model.compile(optimizer=keras.optimizers.MultiOptimizer(
+        lambda v: clip if v.path.startswith("encoder/") else other), loss="mse")
+    with pytest.raises(ValueError, match=r"no variable reached an SGDClip; check the routing .*dense/kernel"):
+        model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0, callbacks=[keras_si.SGDClipMonitor()])

@@ -117,6 +117,6 @@ def test_table_mistakes_name_the_file_and_what_is_wrong(tmp_path, content, field
 def test_an_evaluation_label_unseen_in_training_is_named(tmp_path):
     (tmp_path / "train.tsv").write_text("sentence\tlabel\na b\tyes\nc d\tno\n")
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\ne f\tmaybe\n")
-    with pytest.raises(ValueError, match=r"dev.tsv: row 1 has the label 'maybe', which is not one of the classes"):
+    with pytest.raises(ValueError, match=r"dev.tsv, line 2: the label 'maybe' is not one of the classes"):
         finetune.run(args(tfds_name=None, train_file=str(tmp_path / "train.tsv"), eval_file=str(tmp_path / "dev.tsv"),
                           model_dir=str(tmp_path / "out")))

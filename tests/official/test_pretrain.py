@@ -331,3 +331,19 @@ def test_a_mistaken_rerun_changes_nothing_and_a_finished_run_says_so(tmp_path):
     again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "is complete" in again.stdout and "Resuming" not in again.stdout
     assert _snapshot(model_dir) == before
+
+
+def test_train_steps_not_a_multiple_of_the_epoch_trains_exactly_that_many(tmp_path, capsys):
+    """--train_steps=5 with epochs of 2: a last, shorter epoch, a checkpoint at step 5 (it trained to 6 before);
+    resuming to 7 with a new learning rate says so and trains 2 more."""
+    model_dir = str(tmp_path / "run")
+    model, summary = pretrain.run(flag_values(model_dir=model_dir, train_steps=5, export=False,
+                                              eval_text_files=None))
+    assert int(model.optimizer.iterations.numpy()) == 5 and summary["steps"] == 5
+    assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-5")
+    capsys.readouterr()
+    model, summary = pretrain.run(flag_values(model_dir=model_dir, train_steps=7, export=False,
+                                              eval_text_files=None, learning_rate=0.25))
+    assert int(model.optimizer.iterations.numpy()) == 7 and summary["steps"] == 2
+    out = capsys.readouterr().out
+    assert "Note: --learning_rate=0.25 differs from the run's 0.5" in out and "Note: --train_steps=7" in out

@@ -46,16 +46,17 @@ def _columns_are_numbers(columns):
     return all(numeric)
 
 
-def read_table(path, columns, fmt=None):
+def read_table(path, columns, fmt=None, with_lines=False):
     """The values of `columns` in every row of `path`, as a list of tuples of strings (JSON values as str).
 
     Args:
         path: a local or gs:// file.
         columns: column names, or 0-based column numbers as strings (TSV/CSV without header).
         fmt: one of FORMATS, or None to take it from the extension.
+        with_lines: also return each row's line number in the file (1-based).
 
     Returns:
-        A list with one tuple per data row, in file order.
+        A list with one tuple per data row, in file order (and the list of their line numbers).
 
     Raises:
         ValueError: the file is missing or empty, a column is not in the header (the message lists the
@@ -68,7 +69,7 @@ def read_table(path, columns, fmt=None):
     fmt = file_format(path, fmt)
     with tf.io.gfile.GFile(path, "rb") as fh:
         text = fh.read().decode("utf-8-sig")  # a BOM (Excel's CSV) is not part of the first column's name
-    rows = []
+    rows, lines_of_rows = [], []
     if fmt == "jsonl":
         if _columns_are_numbers(columns):
             raise ValueError(f"{path}: JSON Lines columns are keys, not numbers. Received: {columns}")
@@ -83,6 +84,7 @@ def read_table(path, columns, fmt=None):
             if missing:
                 raise ValueError(f"{path}, line {i}: no key {missing[0]!r}; the keys are {sorted(record)}.")
             rows.append(tuple(str(record[c]) for c in columns))
+            lines_of_rows.append(i)
     else:
         reader = (csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE) if fmt == "tsv"
                   else csv.reader(io.StringIO(text)))
@@ -105,9 +107,10 @@ def read_table(path, columns, fmt=None):
             if max(index) >= len(fields):
                 raise ValueError(f"{path}, line {i}: {len(fields)} fields, but column {max(index)} (0-based) is used.")
             rows.append(tuple(fields[j] for j in index))
+            lines_of_rows.append(i)
     if not rows:
         raise ValueError(f"{path} has no data rows.")
-    return rows
+    return (rows, lines_of_rows) if with_lines else rows
 
 
 def load_examples(path, text_fields, label_field, fmt=None, labels=None, regression=False):
@@ -133,7 +136,7 @@ def load_examples(path, text_fields, label_field, fmt=None, labels=None, regress
     if not 1 <= len(text_fields) <= 2:
         raise ValueError(f"--text_fields takes one or two columns (sentence, or sentence pair). "
                          f"Received: {text_fields}")
-    rows = read_table(path, list(text_fields) + [label_field], fmt)
+    rows, lines = read_table(path, list(text_fields) + [label_field], fmt, with_lines=True)
     texts = [[r[j] for r in rows] for j in range(len(text_fields))]
     raw = [r[-1].strip() for r in rows]
     if regression:
@@ -142,7 +145,7 @@ def load_examples(path, text_fields, label_field, fmt=None, labels=None, regress
             try:
                 y.append(float(value))
             except ValueError:
-                raise ValueError(f"{path}: row {i + 1} has the label {value!r}, not a number "
+                raise ValueError(f"{path}, line {lines[i]}: the label {value!r} is not a number "
                                  "(a regression task).") from None
         return texts, y, None
     if labels is None:
@@ -153,6 +156,6 @@ def load_examples(path, text_fields, label_field, fmt=None, labels=None, regress
     unknown = [(i, v) for i, v in enumerate(raw) if v not in ids]
     if unknown:
         i, v = unknown[0]
-        raise ValueError(f"{path}: row {i + 1} has the label {v!r}, which is not one of the classes {labels} "
+        raise ValueError(f"{path}, line {lines[i]}: the label {v!r} is not one of the classes {labels} "
                          f"({len(unknown)} such rows).")
     return texts, [ids[v] for v in raw], list(labels)
