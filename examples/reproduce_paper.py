@@ -247,7 +247,13 @@ def plot(names, args, baseline):
         for n in runs:
             if n in curves:
                 rows = curves[n]
-                ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=specs[n][0])
+                label = specs[n][0]
+                bad = [r["step"] for r in rows if math.isnan(r["heldout_loss"])]
+                if bad:  # a diverged run: its last finite point, and an x where it became NaN
+                    label += f": diverged (NaN by step {bad[0]:.0f})"
+                line, = ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=label)
+                if bad and ylim:
+                    ax.plot([bad[0]], [ylim[1] - 0.05], "x", color=line.get_color(), markersize=10)
         if key == "heldout_loss" and baseline:
             ax.axhline(baseline[0], color="grey", ls=":", label="unigram (training-text frequencies)")
         if log:
@@ -280,12 +286,65 @@ def plot(names, args, baseline):
             if n in curves:
                 rows = curves[n]
                 r = rows[-1]
-                fh.write(f"| {specs[n][0]} | {final(rows):.3f} | {r['heldout_accuracy']:.2%} | "
+                loss = final(rows)
+                if math.isnan(loss):
+                    bad = next(int(x["step"]) for x in rows if math.isnan(x["heldout_loss"]))
+                    fh.write(f"| {specs[n][0]} | diverged (NaN by step {bad}) | | | | | {r['seconds'] / 60:.1f} |\n")
+                    continue
+                fh.write(f"| {specs[n][0]} | {loss:.3f} | {r['heldout_accuracy']:.2%} | "
                          f"{r['rare_accuracy']:.2%} | {r['weight_norm']:.3g} | "
                          f"{'' if math.isnan(r['clip_rate']) else format(r['clip_rate'], '.2f')} | "
                          f"{r['seconds'] / 60:.1f} |\n")
         fh.write("\nHeld-out loss: mean of the last three evaluations (steps "
                  f"{args.steps - 200}-{args.steps}), nats per masked position.\n")
+    lines = equilibrium_report(OUT)
+    if lines:
+        with open(os.path.join(OUT, "equilibrium.md"), "w") as fh:
+            fh.write("| quantity | predicted | measured |\n| --- | ---: | ---: |\n" + "\n".join(lines) + "\n")
+
+
+def equilibrium_report(out):
+    """The equilibrium analysis's predictions against the measured runs (docs/sgdclip.md), as Markdown lines.
+
+    - Time for an init c times too large to come back: ln(c^2) / (2 eta lambda) steps; measured as the first
+      evaluation where the x100 run's norm is within 10% of the x1 run's.
+    - Norm at equilibrium: ||x||^4 proportional to eta / lambda; measured at step 1,800 (before the LR decay) over
+      the sweep's runs at eta * lambda = 3.2e-3, which reach equilibrium (1 / (eta lambda) = 313 steps).
+    """
+    lines = []
+    path = lambda n: os.path.join(out, f"{n}.csv")  # noqa: E731
+    if all(os.path.exists(path(n)) for n in ("sibert_robust_x1", "sibert_robust_x100", "sibert_robust_x0.01")):
+        ref = {r["step"]: r["weight_norm"] for r in read_csv(path("sibert_robust_x1"))[1]}
+        eta, lam = ROBUST["learning_rate"], ROBUST["weight_decay"]
+        big = read_csv(path("sibert_robust_x100"))[1]
+        for r in big:
+            if r["step"] in (400, 800, 1200):
+                # While the gradient is negligible against ||w||, only the decay acts: (1 - eta lambda)^t.
+                lines.append(f"| init x100: ||w|| at step {r['step']:.0f}, weight decay alone | "
+                             f"{big[0]['weight_norm'] * (1 - eta * lam) ** r['step']:.1f} | {r['weight_norm']:.1f} |")
+        for name, c in (("sibert_robust_x100", 100.0), ("sibert_robust_x0.01", 0.01)):
+            rows = read_csv(path(name))[1]
+            close = [r["step"] for r in rows if r["step"] and abs(r["weight_norm"] / ref[r["step"]] - 1) < 0.25]
+            predicted = f"{math.log(c * c) / (2 * eta * lam):.0f}" if c > 1 else "fast (gradient steps grow it)"
+            lines.append(f"| init x{c:g}: first step where ||w|| is within 25% of the x1 run's | {predicted} | "
+                         f"{int(close[0]) if close else 'not within 2,000 (ratio %.2f at the end)' % (rows[-1]['weight_norm'] / ref[rows[-1]['step']])} |")
+    sweep = [("sweep_eta8_lam0.0004", 8, 4e-4), ("sweep_eta32_lam0.0001", 32, 1e-4),
+             ("sweep_eta128_lam2.5e-05", 128, 2.5e-5)]
+    have = [(n, eta, lam) for n, eta, lam in sweep if os.path.exists(path(n))]
+    if len(have) >= 2:
+        base_name, base_eta, base_lam = have[0]
+        base_rows = read_csv(path(base_name))[1]
+        base = next(r["weight_norm"] for r in base_rows if r["step"] == 1800)
+        for name, eta, lam in have[1:]:
+            rows = read_csv(path(name))[1]
+            norm = next(r["weight_norm"] for r in rows if r["step"] == 1800)
+            predicted = ((eta / lam) / (base_eta / base_lam)) ** 0.25
+            lines.append(f"| ||w|| at step 1,800, eta {eta:g} / lambda {lam:g} against eta {base_eta:g} / lambda "
+                         f"{base_lam:g} (same eta*lambda) | x{predicted:.2f} | x{norm / base:.2f} |")
+        for name, eta, lam in have:
+            lines.append(f"| final held-out loss, eta {eta:g}, lambda {lam:g} (eta*lambda sets the effective "
+                         f"learning rate: the same loss expected) | | {final(read_csv(path(name))[1]):.3f} |")
+    return lines
 
 
 def main():

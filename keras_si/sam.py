@@ -82,6 +82,7 @@ class SharpnessAwareMinimization(keras.Model):
         perturbation: `"replica"` (default) or `"global"`, see above.
         epsilon: added to the norm in the denominator, > 0 (default 1e-12),
             so that a zero gradient gives `e = 0`.
+        **kwargs: the other `keras.Model` arguments (e.g. `name`).
 
     Raises:
         TypeError: `model` is not a `keras.Model`.

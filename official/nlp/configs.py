@@ -63,6 +63,7 @@ class PretrainConfig:
     warmup_steps: int = 10000
     weight_decay: float = 1e-2
     clip_factor: float = 2.0
+    embedding_tables: str = "sgdclip"
     lr_decay_at: Tuple[float, ...] = (0.6, 0.9)
     init_scale: float = 1.0
     dropout: Optional[float] = None
@@ -93,6 +94,7 @@ class PretrainConfig:
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check_choice("mixed_precision_policy", self.mixed_precision_policy, DTYPE_POLICIES)
         _check_choice("jit_compile", self.jit_compile, ("auto", "true", "false"))
+        _check_choice("embedding_tables", self.embedding_tables, ("sgdclip", "heads"))
         sources = [bool(self.input_files), bool(self.text_files), bool(self.tfds_name)]
         if sum(sources) != 1:
             raise ValueError("Give exactly one of --input_files, --text_files or --tfds_name.")

@@ -39,7 +39,12 @@ FLAGS = flags.FLAGS
 PretrainConfig = configs.PretrainConfig
 # The flags that define the model and the layout of its checkpoints: a run directory's checkpoints only
 # continue under the same values (the vocabulary is compared by content, as `vocab_sha256`).
-MODEL_FLAGS = ("model", "config", "max_seq_length", "max_predictions_per_seq", "dropout", "mixed_precision_policy")
+MODEL_FLAGS = ("model", "config", "max_seq_length", "max_predictions_per_seq", "dropout", "mixed_precision_policy",
+               "embedding_tables")  # the last: which optimizer's state the checkpoints hold
+# Flags that change what a resumed run trains (said in one line when they differ from the run's).
+TRAINING_FLAGS = ("input_files", "text_files", "tfds_name", "global_batch_size", "masked_lm_prob", "train_steps",
+                  "learning_rate", "head_learning_rate", "warmup_steps", "weight_decay", "clip_factor", "lr_decay_at",
+                  "init_scale", "seed")
 
 
 def validate_flags(c):
@@ -120,7 +125,7 @@ def check_run_directory(f):
     # continued run is then no longer the uninterrupted one.
     for name, value in saved.items():
         current = getattr(f, name, value)
-        if name not in MODEL_FLAGS and name != "vocab_file" and _comparable(current) != _comparable(value):
+        if name in TRAINING_FLAGS and _comparable(current) != _comparable(value):
             print(f"Note: --{name}={_comparable(current)} differs from the run's {_comparable(value)} (continuing "
                   "with the new value).")
     return saved
@@ -174,6 +179,7 @@ def compile_model(model, f):
             model, f.train_steps, learning_rate=f.learning_rate or 8e-4, weight_decay=f.weight_decay,
             clip_factor=f.clip_factor if f.clip_factor > 0 else None, head_learning_rate=f.head_learning_rate,
             head_warmup_steps=f.warmup_steps, decay_at=[float(x) for x in f.lr_decay_at],
+            embedding_tables=f.embedding_tables,
         )
     else:
         optimizer = optimization.bert_optimizer(f.train_steps, f.learning_rate or 1e-4, f.weight_decay,

@@ -63,3 +63,18 @@ def test_embedding_tables_can_go_to_the_heads_adam():
 
     with pytest.raises(ValueError, match="embedding_tables"):
         optimization.sibert_optimizer(model, 100, embedding_tables="adam")
+
+
+def test_the_embedding_tables_flag_reaches_the_optimizer(tmp_path):
+    from official.nlp import pretrain
+
+    c = pretrain.PretrainConfig(model="sibert", config="tiny", text_files=("official/nlp/corpus/heldout.txt",),
+                                max_seq_length=16, max_predictions_per_seq=3, embedding_tables="heads",
+                                model_dir=str(tmp_path))
+    model = pretrain.compile_model(pretrain.build_model(c, 60), c)
+    route = {v.path: model.optimizer._optimizer_map(v).name for v in model.trainable_variables}
+    assert route[next(p for p in route if p.endswith("token_embedding/embeddings"))] == "head_adam"
+    import pytest
+
+    with pytest.raises(ValueError, match="embedding_tables"):
+        c.replace(embedding_tables="adam").validate()
