@@ -13,7 +13,7 @@ DEMO_DIR ?= runs/demo
 DEMO_FLAGS ?= --model=sibert --config=tiny \
 	--text_files=official/nlp/corpus/train.txt --eval_text_files=official/nlp/corpus/heldout.txt \
 	--eval_batches=16 --max_seq_length=64 --max_predictions_per_seq=10 --global_batch_size=32 \
-	--train_steps=2000 --steps_per_epoch=200 --learning_rate=32 --weight_decay=1e-5 --lr_decay_at=0.9 \
+	--train_steps=2000 --steps_per_epoch=200 --learning_rate=32 --weight_decay=3e-6 --lr_decay_at=0.9 \
 	--dropout=0 --head_learning_rate=3e-3 --warmup_steps=300
 
 # TensorFlow (requirements.txt, which official/ needs) plus the JAX and PyTorch
