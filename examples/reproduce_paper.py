@@ -69,6 +69,8 @@ RUNS = {
     "bert_sgd_x100": ("BERT + SGD (lr 0.5), init x100", "bert", "sgd", dict(learning_rate=0.5, init_scale=100.0)),
     "sibert_sgdclip_tables_adam": ("SIBERT + SGDClip, embedding tables on Adam", "sibert", "sgdclip",
                                    dict(embedding_tables="heads")),
+    "sibert_sgdclip_lam3e-6_tables_adam": ("SIBERT + SGDClip (lambda 3e-6, the sweep's best), tables on Adam",
+                                          "sibert", "sgdclip", dict(weight_decay=3e-6, embedding_tables="heads")),
     "sibert_sgd_no_wd": ("SIBERT + SGD, no WD, no clipping", "sibert", "sgdclip", dict(clip_factor=0.0,
                                                                                         weight_decay=0.0)),
 }
@@ -270,6 +272,7 @@ def plot(names, args, baseline):
             ("BERT + SGD", ["bert_sgd_x0.01", "bert_sgd", "bert_sgd_x100"])],
         "figure2_recipe": [("held-out masked-LM loss", ["bert_adamw", "sibert_adamw", "sibert_sgdclip",
                                                         "sibert_sgdclip_tables_adam",
+                                                        "sibert_sgdclip_lam3e-6_tables_adam",
                                                         "sibert_sgd_wd", "bert_sgd", "bert_sgd_si_lr",
                                                         "sibert_heads_only"])],
     }
