@@ -47,16 +47,14 @@ def masked_examples(lines, n, seed):
     return out
 
 
-def first_word_piece(word, vocab):
-    """The first WordPiece of `word`: its longest prefix in `vocab` (WordPiece's greedy longest match), or [UNK].
+def first_word_pieces(words, vocab):
+    """The first WordPiece of each word, by the vocabulary's own tokenizer (`Vocab.tokenizer`, as the export's).
 
     A predicted piece is right only if it is this piece: "a" is not a right
     answer for "and", whose first piece is "and" when the vocabulary has it.
     """
-    for end in range(len(word), 0, -1):
-        if word[:end] in vocab:
-            return word[:end]
-    return "[UNK]"
+    pieces = vocab.tokenizer().tokenize(list(words)).merge_dims(-2, -1)
+    return [vocab.tokens[ids[0]] for ids in pieces.to_list()]
 
 
 def check_export_dir(path, flag="--export_dir"):
@@ -87,7 +85,7 @@ def fill(export_dir, text_file, examples, seed):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer's ops the SavedModel uses)
 
-    from official.nlp.data.vocab import read_tokens
+    from official.nlp.data.vocab import Vocab
 
     check_export_dir(export_dir)
     if not tf.io.gfile.exists(text_file):
@@ -101,11 +99,12 @@ def fill(export_dir, text_file, examples, seed):
     out = model.signatures["serving_default"](text=tf.constant([t for t, _ in examples]))
     top_tokens, top_p = out["top_k_tokens"].numpy()[:, 0], out["top_k_probabilities"].numpy()[:, 0]
     vocab_file = os.path.join(export_dir, "assets", "vocab.txt")
-    vocab = set(read_tokens(vocab_file)) if tf.io.gfile.exists(vocab_file) else None
+    firsts = (first_word_pieces([answer for _, answer in examples], Vocab(vocab_file))
+              if tf.io.gfile.exists(vocab_file) else [None] * len(examples))
     hits, hits_k = 0, 0
-    for (text, answer), tokens, probs in zip(examples, top_tokens, top_p):
+    for (text, answer), first, tokens, probs in zip(examples, firsts, top_tokens, top_p):
         guesses = [t.decode() for t in tokens]
-        right = [g == first_word_piece(answer, vocab) if vocab else answer.startswith(g) for g in guesses]
+        right = [g == first if first else answer.startswith(g) for g in guesses]
         hits += right[0]
         hits_k += any(right)
         ranked = ", ".join(f"{g!r} {p:.2f}" for g, p in zip(guesses, probs))

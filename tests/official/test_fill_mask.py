@@ -27,8 +27,10 @@ def test_the_sample_is_fixed_by_the_seed_and_keeps_punctuation():
     assert all(text.endswith(".") for text, _ in a)  # "Short." has < 6 words: never drawn
 
 
-def test_a_prediction_is_right_only_if_it_is_the_first_word_piece():
-    vocab = {"a", "an", "and", "tool", "##s", "t"}
-    assert fill_mask.first_word_piece("and", vocab) == "and"  # "a" is a prefix, not the piece
-    assert fill_mask.first_word_piece("tools", vocab) == "tool"
-    assert fill_mask.first_word_piece("xyz", vocab) == "[UNK]"
+def test_a_prediction_is_right_only_if_it_is_the_first_word_piece(tmp_path):
+    from official.nlp.data.vocab import RESERVED_TOKENS, Vocab
+
+    (tmp_path / "vocab.txt").write_text("\n".join(RESERVED_TOKENS + ["a", "an", "and", "tool", "##s", "t"]) + "\n")
+    vocab = Vocab(str(tmp_path / "vocab.txt"))
+    # "a" is a prefix of "and", not its piece; "tools" is "tool" "##s"; an unknown word is [UNK].
+    assert fill_mask.first_word_pieces(["and", "tools", "xyz"], vocab) == ["and", "tool", "[UNK]"]
