@@ -323,6 +323,9 @@ def run(f, strategy=None):
     # Every worker saves (saving may need them all), but only the chief into --model_dir.
     chief, task_id = distribute_utils.chief_and_task(strategy)
     write_dir = f.model_dir if chief else os.path.join(f.model_dir, f".worker_{task_id}")
+    if f.global_batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--global_batch_size={f.global_batch_size} is not divisible by the "
+                         f"{strategy.num_replicas_in_sync} replicas.")
     vocab = Vocab(f.vocab_file)
     keras.utils.set_random_seed(f.seed)
     if f.deterministic:
@@ -335,9 +338,6 @@ def run(f, strategy=None):
         with tf.io.gfile.GFile(os.path.join(f.model_dir, "flags.json"), "w") as out:
             json.dump({**dataclasses.asdict(f), "vocab_sha256": vocab.sha256}, out, indent=2)
         model_config.save(model_config.from_pretrain_config(f, vocab), f.model_dir)
-    if f.global_batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--global_batch_size={f.global_batch_size} is not divisible by the "
-                         f"{strategy.num_replicas_in_sync} replicas.")
 
     with strategy.scope():
         model = compile_model(build_model(f, len(vocab)), f)

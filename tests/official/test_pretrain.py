@@ -347,3 +347,10 @@ def test_train_steps_not_a_multiple_of_the_epoch_trains_exactly_that_many(tmp_pa
     assert int(model.optimizer.iterations.numpy()) == 7 and summary["steps"] == 2
     out = capsys.readouterr().out
     assert "Note: --learning_rate=0.25 differs from the run's 0.5" in out and "Note: --train_steps=7" in out
+
+
+def test_a_batch_the_replicas_cannot_share_is_refused_before_anything_is_written(tmp_path):
+    model_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"--global_batch_size=3 is not divisible by the 2 replicas"):
+        pretrain.run(flag_values(model_dir=str(model_dir), global_batch_size=3), strategy=tu.two_cpu_strategy())
+    assert not model_dir.exists()
