@@ -189,19 +189,16 @@ def read_csv(path):
 
 def unigram_baseline(eval_data, train_docs, vocab):
     """(loss in nats, accuracy) on the held-out targets of always predicting the training text's frequencies."""
-    from official.nlp import pretrain
-
-    unigram = pretrain.unigram_distribution(train_docs, vocab)
     import numpy as np
 
-    from official.nlp import modeling
+    from official.nlp import modeling, pretrain
 
     targets = []
     for batch in eval_data:
         _, y, w = modeling.pretraining_targets(batch) if isinstance(batch, dict) else batch
         targets.append(np.asarray(y["mlm"])[np.asarray(w["mlm"]) > 0])
-    targets = np.concatenate(targets)
-    return float(-np.log(unigram[targets]).mean()), float(np.mean(targets == np.argmax(unigram)))
+    b = pretrain.context_free_baseline(np.concatenate(targets), pretrain.unigram_distribution(train_docs, vocab))
+    return b["unigram_loss"], b["unigram_accuracy"]
 
 
 def final(rows, last=3):

@@ -209,6 +209,24 @@ def unigram_distribution(documents, vocab):
     return (counts + 1.0) / (counts.sum() + len(vocab))
 
 
+def context_free_baseline(targets, unigram=None):
+    """What always predicting `unigram` scores on the masked-LM `targets` (int ids): see `heldout_metrics`.
+
+    Returns:
+        A dict: unigram_loss (nats), unigram_accuracy, unigram_source ("training text", or "held-out targets"
+        when `unigram` is None and the targets' own frequencies are used).
+    """
+    import numpy as np
+
+    targets = np.asarray(targets)
+    if unigram is None:
+        p = np.unique(targets, return_counts=True)[1] / len(targets)
+        return dict(unigram_loss=float(-(p * np.log(p)).sum()), unigram_accuracy=float(p.max()),
+                    unigram_source="held-out targets")
+    return dict(unigram_loss=float(-np.log(unigram[targets]).mean()),
+                unigram_accuracy=float(np.mean(targets == np.argmax(unigram))), unigram_source="training text")
+
+
 def heldout_metrics(model, dataset, unigram=None, frequent=10):
     """Held-out masked-LM (and next-sentence) metrics, computed from the logits in float64.
 
@@ -256,15 +274,8 @@ def heldout_metrics(model, dataset, unigram=None, frequent=10):
     ids, counts = np.unique(targets, return_counts=True)
     common = ids[np.argsort(-counts, kind="stable")[:frequent]]
     rare = ~np.isin(targets, common)
-    if unigram is None:
-        p = counts / counts.sum()
-        baseline = dict(unigram_loss=float(-(p * np.log(p)).sum()), unigram_accuracy=float(p.max()),
-                        unigram_source="held-out targets")
-    else:
-        baseline = dict(unigram_loss=float(-np.log(unigram[targets]).mean()),
-                        unigram_accuracy=float(np.mean(targets == np.argmax(unigram))),
-                        unigram_source="training text")
-    results = {"mlm_loss": float(nll.mean()), "mlm_accuracy": float(hits.mean()), **baseline,
+    results = {"mlm_loss": float(nll.mean()), "mlm_accuracy": float(hits.mean()),
+               **context_free_baseline(targets, unigram),
                "rare_accuracy": float(hits[rare].mean()) if rare.any() else float("nan"),
                "positions": int(len(targets))}
     if sequences:
