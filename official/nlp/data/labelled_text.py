@@ -46,17 +46,17 @@ def _columns_are_numbers(columns):
     return all(numeric)
 
 
-def read_table(path, columns, fmt=None, with_lines=False):
+def read_table(path, columns, fmt=None):
     """The values of `columns` in every row of `path`, as a list of tuples of strings (JSON values as str).
 
     Args:
         path: a local or gs:// file.
         columns: column names, or 0-based column numbers as strings (TSV/CSV without header).
         fmt: one of FORMATS, or None to take it from the extension.
-        with_lines: also return each row's line number in the file (1-based).
 
     Returns:
-        A list with one tuple per data row, in file order (and the list of their line numbers).
+        `(rows, lines)`: one tuple per data row, in file order, and each row's line number in the file (1-based,
+        for error messages).
 
     Raises:
         ValueError: the file is missing or empty, a column is not in the header (the message lists the
@@ -110,7 +110,7 @@ def read_table(path, columns, fmt=None, with_lines=False):
             lines_of_rows.append(i)
     if not rows:
         raise ValueError(f"{path} has no data rows.")
-    return (rows, lines_of_rows) if with_lines else rows
+    return rows, lines_of_rows
 
 
 def load_examples(path, text_fields, label_field, fmt=None, labels=None, regression=False):
@@ -136,7 +136,7 @@ def load_examples(path, text_fields, label_field, fmt=None, labels=None, regress
     if not 1 <= len(text_fields) <= 2:
         raise ValueError(f"--text_fields takes one or two columns (sentence, or sentence pair). "
                          f"Received: {text_fields}")
-    rows, lines = read_table(path, list(text_fields) + [label_field], fmt, with_lines=True)
+    rows, lines = read_table(path, list(text_fields) + [label_field], fmt)
     texts = [[r[j] for r in rows] for j in range(len(text_fields))]
     raw = [r[-1].strip() for r in rows]
     if regression:
