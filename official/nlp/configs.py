@@ -18,6 +18,9 @@ PRESET_NAMES = ("tiny", "mini", "small", "medium", "base", "large")
 MODEL_NAMES = ("sibert", "bert")
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+# Where SIBERT's embedding tables are trained: with the scale-invariant group on SGDClip (the paper), or on the
+# heads' Adam or Lamb (official.nlp.optimization.sibert_optimizer).
+EMBEDDING_TABLES = ("sgdclip", "adam", "lamb")
 SHIPPED_VOCAB = "official/nlp/corpus/vocab.txt"
 
 
@@ -94,7 +97,7 @@ class PretrainConfig:
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check_choice("mixed_precision_policy", self.mixed_precision_policy, DTYPE_POLICIES)
         _check_choice("jit_compile", self.jit_compile, ("auto", "true", "false"))
-        _check_choice("embedding_tables", self.embedding_tables, ("sgdclip", "heads"))
+        _check_choice("embedding_tables", self.embedding_tables, EMBEDDING_TABLES)
         sources = [bool(self.input_files), bool(self.text_files), bool(self.tfds_name)]
         if sum(sources) != 1:
             raise ValueError("Give exactly one of --input_files, --text_files or --tfds_name.")

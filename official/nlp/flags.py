@@ -87,9 +87,10 @@ def define_pretrain_flags():
     _define("integer", "warmup_steps", _P.warmup_steps, "Linear warm-up steps (SIBERT heads; BERT).")
     _define("float", "weight_decay", _P.weight_decay, "Weight decay.")
     _define("float", "clip_factor", _P.clip_factor, "SGDClip's clip factor sqrt(C); <= 0 turns clipping off.")
-    _define("enum", "embedding_tables", _P.embedding_tables, ["sgdclip", "heads"],
+    _define("enum", "embedding_tables", _P.embedding_tables, list(configs.EMBEDDING_TABLES),
             "SIBERT: the embedding tables on SGDClip with the rest of the scale-invariant group (the paper), or on "
-            "the heads' Adam (rare tokens' rows do not shrink; docs/sgdclip.md).")
+            "the heads' Adam or Lamb (rare tokens' rows do not shrink; Lamb: alike from any init scale; "
+            "docs/sgdclip.md).")
     _define("list", "lr_decay_at", [str(x) for x in _P.lr_decay_at],
             "SIBERT: fractions of --train_steps where the learning rate drops 10x.")
     _define("float", "init_scale", _P.init_scale, "Multiplies the initial weights of SIBERT's scale-invariant "

@@ -5,6 +5,7 @@ import re
 import keras
 
 import keras_si
+from official.nlp.configs import EMBEDDING_TABLES
 
 
 def sibert_optimizer(model, train_steps, learning_rate=8e-4, weight_decay=1e-2, clip_factor=2.0,
@@ -25,14 +26,18 @@ def sibert_optimizer(model, train_steps, learning_rate=8e-4, weight_decay=1e-2, 
     and then in proportion to its own tiny norm: it stays near zero.
 
     Embedding tables (`embedding_tables`): "sgdclip" (the paper's recipe: they
-    are part of the scale-invariant group) or "heads" (on the heads' Adam).
-    Under SGD + weight decay every row decays at every step but only the rows
-    looked up get a gradient, so the rows of rare tokens shrink towards 0 (3-5x
-    smaller than the position rows at 2,000 steps on the shipped corpus);
-    Adam's per-coordinate steps do not have that bias. SGDClip's norms and
-    clipping are then over the rest of the group (the model stays invariant to
-    scaling the whole group; SGDClip's equilibrium analysis covers its part).
-    See docs/sgdclip.md for the measured difference.
+    are part of the scale-invariant group), "adam" (the heads' Adam) or "lamb"
+    (the heads' Lamb). Under SGD + weight decay every row decays at every step
+    but only the rows looked up get a gradient, so the rows of rare tokens
+    shrink towards 0 (3-5x smaller than the position rows at 2,000 steps on the
+    shipped corpus), and from a small initialisation they never grow back;
+    Adam's per-coordinate steps do not have that bias. Lamb's steps are relative
+    to each table's norm, so the tables then train alike from any
+    initialisation scale (Adam's fixed-size steps barely move a table
+    initialised 100x too large). SGDClip's norms and clipping are then over the
+    rest of the group (the model stays invariant to scaling the whole group;
+    SGDClip's equilibrium analysis covers its part). Measured in
+    docs/sgdclip.md and docs/reproduction.md.
 
     Returns:
         A `keras.optimizers.MultiOptimizer` over three optimizers named
@@ -49,26 +54,34 @@ def sibert_optimizer(model, train_steps, learning_rate=8e-4, weight_decay=1e-2, 
     si, rest = keras_si.scale_invariant_variables(model)
     if not si:
         raise ValueError(f"Model {model.name!r} has no variables in a layer marked as scale invariant.")
-    if embedding_tables not in ("sgdclip", "heads"):
-        raise ValueError(f"`embedding_tables` must be 'sgdclip' or 'heads'. Received: {embedding_tables!r}")
+    if embedding_tables not in EMBEDDING_TABLES:
+        raise ValueError(f"`embedding_tables` must be one of {EMBEDDING_TABLES}. Received: {embedding_tables!r}")
     lamb, adam = _head_optimizers(train_steps, head_learning_rate, head_warmup_steps)
     vectors = [v for v in rest if len(v.shape) <= 1]
-    if embedding_tables == "heads":
-        tables = [v for v in si if len(v.shape) == 2 and "embedding" in v.path.rsplit("/", 1)[-1]]
+    if embedding_tables != "sgdclip":
+        tables = embedding_table_variables(si)
         si = [v for v in si if all(v is not t for t in tables)]
-        vectors += tables
+        if embedding_tables == "adam":
+            vectors += tables  # Adam's route; the rest (the tables when "lamb") falls to Lamb, the default
     routes = {_exact_paths(si): encoder}
     if vectors:
         routes[_exact_paths(vectors)] = adam
     return keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(lamb, routes))
 
 
+def embedding_table_variables(variables):
+    """The embedding tables (word, position, type) among `variables`: rank 2, named "*embedding*"."""
+    return [v for v in variables if len(v.shape) == 2 and "embedding" in v.path.rsplit("/", 1)[-1]]
+
+
 def heads_optimizer(model, train_steps, head_learning_rate=8e-4, head_warmup_steps=10000):
     """The heads' part of `sibert_optimizer` alone, for every trainable variable of `model`.
 
-    For a model whose encoder is frozen (`model.encoder.trainable = False`): the
-    heads-only control of examples/reproduce_paper.py, which tells an encoder
-    that learns from one that is merely frozen at its initialisation.
+    For a model whose encoder is frozen (`model.encoder.trainable = False`, or
+    its variables' `trainable` set to False, all but the embedding tables if
+    they are to train): the heads-only controls of examples/reproduce_paper.py,
+    which tell an encoder that learns from one that is merely frozen at its
+    initialisation.
 
     Returns:
         A `keras.optimizers.MultiOptimizer`: Lamb on matrices, Adam on vectors.

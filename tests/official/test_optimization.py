@@ -51,25 +51,32 @@ def test_a_zero_initialised_head_bias_moves_like_adam_not_like_lamb():
     assert np.linalg.norm(bias.numpy()) > 0.5 * steps * lr * np.sqrt(g.size)
 
 
-def test_embedding_tables_can_go_to_the_heads_adam():
-    model = _sibert()
-    opt = optimization.sibert_optimizer(model, 100, embedding_tables="heads")
-    route = {v.path: opt._optimizer_map(v).name for v in model.trainable_variables}
-    tables = [p for p in route if p.endswith(("token_embedding/embeddings", "type_embedding/embeddings",
-                                              "position_embedding"))]
-    assert len(tables) == 3 and {route[p] for p in tables} == {"head_adam"}
-    assert route[next(p for p in route if p.endswith("embeddings/projection/kernel"))] == "encoder_sgdclip"
+def test_embedding_tables_can_go_to_the_heads_adam_or_lamb():
     import pytest
 
-    with pytest.raises(ValueError, match="embedding_tables"):
-        optimization.sibert_optimizer(model, 100, embedding_tables="adam")
+    model = _sibert()
+    found = {v.path for v in optimization.embedding_table_variables(model.trainable_variables)}
+    others = {}
+    for choice, where in [("adam", "head_adam"), ("lamb", "head_lamb"), ("sgdclip", "encoder_sgdclip")]:
+        opt = optimization.sibert_optimizer(model, 100, embedding_tables=choice)
+        route = {v.path: opt._optimizer_map(v).name for v in model.trainable_variables}
+        tables = [p for p in route if p.endswith(("token_embedding/embeddings", "type_embedding/embeddings",
+                                                  "position_embedding"))]
+        assert len(tables) == 3 and {route[p] for p in tables} == {where}, choice
+        assert found == set(tables)  # what embedding_table_variables finds
+        assert route[next(p for p in route if p.endswith("embeddings/projection/kernel"))] == "encoder_sgdclip"
+        others[choice] = {p: r for p, r in route.items() if p not in found}
+    # Every other variable keeps its route whatever the choice.
+    assert others["adam"] == others["lamb"] == others["sgdclip"]
+    with pytest.raises(ValueError, match="embedding_tables.*'sgdclip', 'adam', 'lamb'.*'heads'"):
+        optimization.sibert_optimizer(model, 100, embedding_tables="heads")
 
 
 def test_the_embedding_tables_flag_reaches_the_optimizer(tmp_path):
     from official.nlp import pretrain
 
     c = pretrain.PretrainConfig(model="sibert", config="tiny", text_files=("official/nlp/corpus/heldout.txt",),
-                                max_seq_length=16, max_predictions_per_seq=3, embedding_tables="heads",
+                                max_seq_length=16, max_predictions_per_seq=3, embedding_tables="adam",
                                 model_dir=str(tmp_path))
     model = pretrain.compile_model(pretrain.build_model(c, 60), c)
     route = {v.path: model.optimizer._optimizer_map(v).name for v in model.trainable_variables}
@@ -77,4 +84,4 @@ def test_the_embedding_tables_flag_reaches_the_optimizer(tmp_path):
     import pytest
 
     with pytest.raises(ValueError, match="embedding_tables"):
-        c.replace(embedding_tables="adam").validate()
+        c.replace(embedding_tables="heads").validate()
