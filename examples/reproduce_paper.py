@@ -16,7 +16,8 @@ Tiny models (2 layers, hidden 128), sequence 64, batch 32, 10 predictions per
 sequence, dynamic masking of `official/nlp/corpus/train.txt`; held-out
 masked-LM loss over 16 fixed batches of `heldout.txt` every 100 steps
 (`official.nlp.pretrain.heldout_metrics`: from the logits, over every masked
-position). Each finished run writes `docs/images/reproduction/<run>.csv`;
+position). Each finished run writes `<run>.csv` into `--out` (by default
+docs/images/reproduction/, where the committed runs are);
 a run whose CSV exists is skipped, so the reproduction can be done piece by
 piece (or elsewhere, e.g. on a GPU) and the figures rebuilt from the CSVs.
 Time on a 2-core CPU: docs/reproduction.md.
@@ -35,44 +36,82 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-OUT = os.path.join(ROOT, "docs", "images", "reproduction")
 CORPUS = os.path.join(ROOT, "official", "nlp", "corpus")
 EVAL_EVERY = 100
 EVAL_BATCHES = 16
+STEPS = 2000  # the budget of a run that does not say otherwise
 
-# SGDClip's hyperparameters, from the sweep (docs/reproduction.md): eta * lambda sets the equilibrium angular step
-# sqrt(2 eta lambda) (smaller: less noise, a better loss at this budget) and the time ln(c^2) / (2 eta lambda) that an
-# initialisation c times too large needs to reach equilibrium. BEST is the sweep's best loss at 2,000 steps;
-# ROBUST has eta * lambda large enough for init x100 to reach equilibrium in 1,440 of the 2,000 steps.
+# SGDClip's hyperparameters (docs/reproduction.md): eta * lambda sets the equilibrium angular step sqrt(2 eta lambda)
+# (smaller: less noise, a better loss at a fixed budget) and the time ln(c^2) / (2 eta lambda) that an initialisation
+# c times too large needs to reach equilibrium.
+# SGDCLIP: the main runs (eta * lambda 3.2e-4; the sweep's best at 2,000 steps is 9.6e-5, the demo's).
+# ROBUST / PAPER: eta * lambda 3.2e-3, large enough for init x100 to reach equilibrium in 1,440 of 2,000 steps;
+# PAPER with the paper's schedule (LR / 10 at 60% and 90%), ROBUST at 90% only (the equilibrium checks).
+# INIT: Figure 1's budget, 6,000 steps at eta * lambda 1.6e-3 (x100 back in 2,900 steps, before the first LR drop),
+# the embedding tables on the heads' Lamb, whose steps are relative to each table's norm: from a small init, SGD
+# grows only the rows looked up (see `sibert_paper_x0.01`).
 SGDCLIP = dict(learning_rate=32.0, weight_decay=1e-5, clip_factor=2.0)
 ROBUST = dict(learning_rate=32.0, weight_decay=1e-4)
+PAPER = dict(ROBUST, lr_decay_at=(0.6, 0.9))
+INIT = dict(learning_rate=32.0, weight_decay=5e-5, lr_decay_at=(0.6, 0.9), train_steps=6000, embedding_tables="lamb")
 HEADS = dict(head_learning_rate=3e-3, warmup_steps=300)  # heads' Lamb/Adam, warm-up then linear decay
 ADAMW_LR = 1e-3
 
 # name: (title, model, optimizer, options). Optimizers: "sgdclip" (the paper's: SGDClip on the scale-invariant
 # encoder, Lamb/Adam on the heads), "adamw" (AdamW on everything), "sgd" (plain SGD on everything), "heads"
-# (encoder frozen at its initialisation, heads as in sgdclip: the control that tells learning from a frozen encoder).
+# (the encoder frozen at its initialisation, heads as in sgdclip: the control that tells an encoder that learns from
+# one that is merely frozen; with embedding_tables="lamb" the tables train too, on Lamb, and only the layers are
+# frozen). Options are PretrainConfig fields (train_steps: the run's budget, 2,000 unless given) and
+# embedding_tables ("sgdclip", "adam", "lamb": official.nlp.optimization.sibert_optimizer).
 RUNS = {
+    # Table 1 and Figures 2-3: the recipe against AdamW and the ablations, 2,000 steps.
     "bert_adamw": ("BERT + AdamW", "bert", "adamw", {}),
     "sibert_adamw": ("SIBERT + AdamW", "sibert", "adamw", {}),
     "sibert_sgdclip": ("SIBERT + SGDClip", "sibert", "sgdclip", {}),
+    "sibert_sgdclip_tables_adam": ("SIBERT + SGDClip, embedding tables on Adam", "sibert", "sgdclip",
+                                   dict(embedding_tables="adam")),
+    "sibert_sgdclip_lam3e-6_tables_adam": ("SIBERT + SGDClip (lambda 3e-6, the sweep's best), tables on Adam",
+                                          "sibert", "sgdclip", dict(weight_decay=3e-6, embedding_tables="adam")),
+    "sibert_sgdclip_tables_lamb": ("SIBERT + SGDClip, embedding tables on Lamb", "sibert", "sgdclip",
+                                   dict(embedding_tables="lamb")),
     "sibert_sgd_wd": ("SIBERT + SGD + WD, no clipping", "sibert", "sgdclip", dict(clip_factor=0.0)),
+    "sibert_sgd_no_wd": ("SIBERT + SGD, no WD, no clipping", "sibert", "sgdclip", dict(clip_factor=0.0,
+                                                                                        weight_decay=0.0)),
     "sibert_heads_only": ("SIBERT, heads only (encoder frozen)", "sibert", "heads", {}),
+    "sibert_heads_tables": ("SIBERT, heads and embedding tables only (layers frozen)", "sibert", "heads",
+                            dict(embedding_tables="lamb")),
     "bert_sgd": ("BERT + SGD (lr 0.5)", "bert", "sgd", dict(learning_rate=0.5)),
     "bert_sgd_si_lr": ("BERT + SGD (SIBERT's lr 32)", "bert", "sgd", dict(learning_rate=SGDCLIP["learning_rate"])),
+    # Figure 1: the initialisation scale. BERT + SGD, 2,000 steps.
+    "bert_sgd_x0.01": ("BERT + SGD (lr 0.5), init x0.01", "bert", "sgd", dict(learning_rate=0.5, init_scale=0.01)),
+    "bert_sgd_x100": ("BERT + SGD (lr 0.5), init x100", "bert", "sgd", dict(learning_rate=0.5, init_scale=100.0)),
+    # SIBERT + SGDClip, the paper's recipe (every scale-invariant weight on SGDClip) and schedule, 2,000 steps.
+    "sibert_paper_x0.01": ("SIBERT + SGDClip (eta*lambda 3.2e-3, /10 at 60% and 90%), init x0.01", "sibert",
+                           "sgdclip", dict(PAPER, init_scale=0.01)),
+    "sibert_paper_x1": ("SIBERT + SGDClip (eta*lambda 3.2e-3, /10 at 60% and 90%), init x1", "sibert", "sgdclip",
+                        dict(PAPER)),
+    "sibert_paper_x100": ("SIBERT + SGDClip (eta*lambda 3.2e-3, /10 at 60% and 90%), init x100", "sibert",
+                          "sgdclip", dict(PAPER, init_scale=100.0)),
+    # The same at a constant LR until 90%: the equilibrium checks (equilibrium.md) and Figure 3's norms.
     "sibert_robust_x0.01": ("SIBERT + SGDClip (eta*lambda 3.2e-3), init x0.01", "sibert", "sgdclip",
                             dict(ROBUST, init_scale=0.01)),
     "sibert_robust_x1": ("SIBERT + SGDClip (eta*lambda 3.2e-3), init x1", "sibert", "sgdclip", dict(ROBUST)),
     "sibert_robust_x100": ("SIBERT + SGDClip (eta*lambda 3.2e-3), init x100", "sibert", "sgdclip",
                            dict(ROBUST, init_scale=100.0)),
-    "bert_sgd_x0.01": ("BERT + SGD (lr 0.5), init x0.01", "bert", "sgd", dict(learning_rate=0.5, init_scale=0.01)),
-    "bert_sgd_x100": ("BERT + SGD (lr 0.5), init x100", "bert", "sgd", dict(learning_rate=0.5, init_scale=100.0)),
-    "sibert_sgdclip_tables_adam": ("SIBERT + SGDClip, embedding tables on Adam", "sibert", "sgdclip",
-                                   dict(embedding_tables="heads")),
-    "sibert_sgdclip_lam3e-6_tables_adam": ("SIBERT + SGDClip (lambda 3e-6, the sweep's best), tables on Adam",
-                                          "sibert", "sgdclip", dict(weight_decay=3e-6, embedding_tables="heads")),
-    "sibert_sgd_no_wd": ("SIBERT + SGD, no WD, no clipping", "sibert", "sgdclip", dict(clip_factor=0.0,
-                                                                                        weight_decay=0.0)),
+    # 6,000 steps, the embedding tables on Lamb, with both controls at the same budget.
+    "sibert_init_x0.01": ("SIBERT + SGDClip, tables on Lamb (6,000 steps), init x0.01", "sibert", "sgdclip",
+                          dict(INIT, init_scale=0.01)),
+    "sibert_init_x1": ("SIBERT + SGDClip, tables on Lamb (6,000 steps), init x1", "sibert", "sgdclip", dict(INIT)),
+    "sibert_init_x100": ("SIBERT + SGDClip, tables on Lamb (6,000 steps), init x100", "sibert", "sgdclip",
+                         dict(INIT, init_scale=100.0)),
+    "bert_adamw_6000": ("BERT + AdamW (6,000 steps)", "bert", "adamw", dict(train_steps=INIT["train_steps"])),
+    "sibert_adamw_6000": ("SIBERT + AdamW (6,000 steps)", "sibert", "adamw", dict(train_steps=INIT["train_steps"])),
+    "sibert_sgdclip_6000": ("SIBERT + SGDClip (lambda 3e-6), tables on Adam (6,000 steps)", "sibert", "sgdclip",
+                            dict(weight_decay=3e-6, embedding_tables="adam", train_steps=INIT["train_steps"])),
+    "sibert_init_heads_only": ("SIBERT, heads only (encoder frozen, 6,000 steps)", "sibert", "heads",
+                               dict(train_steps=INIT["train_steps"])),
+    "sibert_init_heads_tables": ("SIBERT, heads and embedding tables only (layers frozen, 6,000 steps)", "sibert",
+                                 "heads", dict(train_steps=INIT["train_steps"], embedding_tables="lamb")),
 }
 # The sweep: SIBERT + SGDClip over eta * lambda at eta = 32, and over eta at eta * lambda = 3.2e-3.
 SWEEP = {f"sweep_eta{eta:g}_lam{lam:g}": (f"SGDClip eta {eta:g}, lambda {lam:g}", "sibert", "sgdclip",
@@ -89,8 +128,10 @@ def run_config(model, options, args):
 
     values = dict(model=model, config="tiny", vocab_file=os.path.join(CORPUS, "vocab.txt"),
                   max_seq_length=args.seq, max_predictions_per_seq=args.pred, global_batch_size=args.batch,
-                  train_steps=args.steps, lr_decay_at=(0.9,), dropout=0.0, **SGDCLIP, **HEADS)
+                  train_steps=STEPS, lr_decay_at=(0.9,), dropout=0.0, **SGDCLIP, **HEADS)
     values.update({k: v for k, v in options.items() if k != "embedding_tables"})
+    if args.steps:  # --steps: one budget for every run
+        values["train_steps"] = args.steps
     return PretrainConfig(**values)
 
 
@@ -106,7 +147,11 @@ def make_optimizer(model, kind, f, embedding_tables="sgdclip"):
             head_warmup_steps=f.warmup_steps, decay_at=[float(x) for x in f.lr_decay_at],
             embedding_tables=embedding_tables)
     if kind == "heads":
-        model.encoder.trainable = False
+        if embedding_tables not in ("sgdclip", "lamb"):  # heads_optimizer puts every matrix on Lamb
+            raise ValueError(f"the heads-only control trains the tables on Lamb or not at all, not {embedding_tables!r}")
+        tables = optimization.embedding_table_variables(model.encoder.weights) if embedding_tables == "lamb" else []
+        for v in model.encoder.weights:
+            v.trainable = any(v is t for t in tables)
         return optimization.heads_optimizer(model, f.train_steps, f.head_learning_rate, f.warmup_steps)
     if kind == "adamw":
         return optimization.bert_optimizer(f.train_steps, ADAMW_LR, 0.01, f.warmup_steps)
@@ -163,15 +208,37 @@ def train(name, spec, args, train_docs, eval_data, vocab):
     rows.append(dict(step=0, heldout_loss=first["mlm_loss"], heldout_accuracy=first["mlm_accuracy"],
                      rare_accuracy=first["rare_accuracy"], train_loss=float("nan"), weight_norm=encoder_norm(model),
                      clip_rate=float("nan"), seconds=0.0))
-    model.fit(data, epochs=args.steps // EVAL_EVERY, steps_per_epoch=EVAL_EVERY, verbose=0,
+    model.fit(data, epochs=f.train_steps // EVAL_EVERY, steps_per_epoch=EVAL_EVERY, verbose=0,
               callbacks=callbacks + [Recorder()])
-    return rows, first
+    return rows, f.train_steps, model
 
 
-def write_csv(path, rows, args):
+def row_norms_by_frequency(model, unigram, positions, bands=((0, 100), (100, 1000), (1000, None))):
+    """Median L2 norm of the word-embedding rows in bands of training-text frequency rank, and of the position rows.
+
+    Returns:
+        {"position": median norm of the first `positions` position rows (those a sequence of that length uses; the
+        others only decay), "rank a-b": median norm of the word rows of the tokens ranked
+        a to b by training-text frequency (0 = the most frequent)}.
+    """
+    import numpy as np
+
+    from official.nlp import optimization
+
+    tables = optimization.embedding_table_variables(model.encoder.weights)
+    table = lambda name: np.asarray(next(v for v in tables if name in v.path).numpy(), np.float64)  # noqa: E731
+    words = np.linalg.norm(table("token_embedding"), axis=1)
+    result = {"position": float(np.median(np.linalg.norm(table("position_embedding")[:positions], axis=1)))}
+    order = np.argsort(-np.asarray(unigram), kind="stable")
+    for a, b in bands:
+        result[f"rank {a}-{b if b else len(order)}"] = float(np.median(words[order[a:b]]))
+    return result
+
+
+def write_csv(path, rows, args, steps):
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as fh:
-        fh.write(f"# steps={args.steps} seq={args.seq} batch={args.batch} pred={args.pred} seed={args.seed}\n")
+        fh.write(f"# steps={steps} seq={args.seq} batch={args.batch} pred={args.pred} seed={args.seed}\n")
         w = csv.DictWriter(fh, FIELDS)
         w.writeheader()
         for r in rows:
@@ -202,47 +269,76 @@ def unigram_baseline(eval_data, train_docs, vocab):
 
 
 def final(rows, last=3):
-    """The mean held-out loss of the last `last` evaluations (the last 300 steps): less noisy than one point."""
+    """The mean held-out loss of the last `last` evaluations (steps T-200, T-100, T): less noisy than one point."""
     values = [r["heldout_loss"] for r in rows[-last:]]
     return sum(values) / len(values)
 
 
-def draw_figures(figures, panel, baseline, plt):
-    """Figures 1-2 (held-out loss curves) and 3 (weight norms, clip rate) into OUT."""
-    for fig_name, panels in figures.items():
+LOSS = ("heldout_loss", "held-out masked-LM loss (nats)", False)
+NORM = ("weight_norm", "||w|| of the encoder (the scale-invariant group)", True)
+CLIP = ("clip_rate", "fraction of steps clipped (per 100)", False)
+# Figure: [(panel title, runs, (CSV column, y label, log scale))].
+FIGURES = {
+    "figure1_init_scale": [
+        ("SIBERT + SGDClip, tables on Lamb, 6,000 steps",
+         ["sibert_init_x0.01", "sibert_init_x1", "sibert_init_x100", "sibert_init_heads_only",
+          "sibert_init_heads_tables"], LOSS),
+        ("SIBERT + SGDClip, the paper's recipe, 2,000 steps",
+         ["sibert_paper_x0.01", "sibert_paper_x1", "sibert_paper_x100", "sibert_heads_only", "sibert_heads_tables"],
+         LOSS),
+        ("BERT + SGD, 2,000 steps", ["bert_sgd_x0.01", "bert_sgd", "bert_sgd_x100"], LOSS)],
+    "figure2_recipe": [
+        ("held-out masked-LM loss, 2,000 steps",
+         ["bert_adamw", "sibert_adamw", "sibert_sgdclip", "sibert_sgdclip_tables_adam", "sibert_sgdclip_tables_lamb",
+          "sibert_sgd_wd", "bert_sgd", "bert_sgd_si_lr", "sibert_heads_only", "sibert_heads_tables"], LOSS),
+        ("6,000 steps", ["bert_adamw_6000", "sibert_adamw_6000", "sibert_sgdclip_6000", "sibert_init_x1", "sibert_init_heads_only",
+                         "sibert_init_heads_tables"], LOSS)],
+    "figure3_norms": [
+        ("weight norm: with and without weight decay and clipping",
+         ["sibert_sgd_no_wd", "sibert_sgd_wd", "sibert_sgdclip", "sibert_robust_x0.01", "sibert_robust_x1",
+          "sibert_robust_x100"], NORM),
+        ("clip rate", ["sibert_sgdclip", "sibert_robust_x0.01", "sibert_robust_x1", "sibert_robust_x100"], CLIP)],
+}
+
+
+def draw_figures(panel, have, plt, out):
+    """FIGURES into the folder `out`, each only when every run it shows has a CSV (`have`)."""
+    for fig_name, panels in FIGURES.items():
+        missing = [n for _, runs, _ in panels for n in runs if n not in have]
+        if missing:
+            print(f"{fig_name}.png not drawn: no CSV yet for {', '.join(missing)}")
+            continue
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
-        for ax, (title, runs) in zip(axes[0], panels):
-            panel(ax, runs, ylim=(baseline[0] - 1.0, baseline[0] + 1.5) if baseline else None)
+        for ax, (title, runs, (key, ylabel, log)) in zip(axes[0], panels):
+            panel(ax, runs, key=key, log=log)
             ax.set_title(title)
-            ax.set_ylabel("held-out masked-LM loss (nats)")
+            ax.set_ylabel(ylabel)
         fig.tight_layout()
-        fig.savefig(os.path.join(OUT, f"{fig_name}.png"), dpi=100)
+        fig.savefig(os.path.join(out, f"{fig_name}.png"), dpi=100)
         plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    panel(axes[0], ["sibert_sgd_no_wd", "sibert_sgd_wd", "sibert_sgdclip", "sibert_robust_x0.01",
-                    "sibert_robust_x1", "sibert_robust_x100"], key="weight_norm", log=True)
-    axes[0].set_ylabel("||w|| of the scale-invariant group")
-    axes[0].set_title("weight norm: with and without weight decay and clipping")
-    panel(axes[1], ["sibert_sgdclip", "sibert_robust_x0.01", "sibert_robust_x1", "sibert_robust_x100"],
-          key="clip_rate")
-    axes[1].set_ylabel("fraction of steps clipped (per 100)")
-    axes[1].set_title("clip rate")
-    fig.tight_layout()
-    fig.savefig(os.path.join(OUT, "figure3_norms.png"), dpi=100)
-    plt.close(fig)
 
 
 def plot(names, args, baseline):
-    import matplotlib
+    """The table (table.md, or sweep.md for sweep runs), equilibrium.md and, with matplotlib, the figures."""
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves = {n: read_csv(os.path.join(OUT, f"{n}.csv"))[1] for n in names
-              if os.path.exists(os.path.join(OUT, f"{n}.csv"))}
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        plt = None
+    found = {n: read_csv(os.path.join(args.out, f"{n}.csv")) for n in names
+             if os.path.exists(os.path.join(args.out, f"{n}.csv"))}
+    settings = {n: s for n, (s, _) in found.items()}
+    curves = {n: rows for n, (_, rows) in found.items()}
     specs = {**RUNS, **SWEEP}
 
-    def panel(ax, runs, key="heldout_loss", log=False, ylim=None):
+    def panel(ax, runs, key="heldout_loss", log=False):
+        ylim = None
+        if key == "heldout_loss" and baseline:  # from the lowest loss shown to a little above the unigram's
+            lowest = min([r[key] for n in runs if n in curves for r in curves[n] if math.isfinite(r[key])],
+                         default=baseline[0])
+            ylim = (min(baseline[0] - 0.75, lowest - 0.1), baseline[0] + 0.5)
         for n in runs:
             if n in curves:
                 rows = curves[n]
@@ -262,44 +358,36 @@ def plot(names, args, baseline):
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
 
-    figures = {
-        "figure1_init_scale": [
-            ("SIBERT + SGDClip (eta*lambda 3.2e-3)", ["sibert_robust_x0.01", "sibert_robust_x1", "sibert_robust_x100",
-                                                     "sibert_heads_only"]),
-            ("BERT + SGD", ["bert_sgd_x0.01", "bert_sgd", "bert_sgd_x100"])],
-        "figure2_recipe": [("held-out masked-LM loss", ["bert_adamw", "sibert_adamw", "sibert_sgdclip",
-                                                        "sibert_sgdclip_tables_adam",
-                                                        "sibert_sgdclip_lam3e-6_tables_adam",
-                                                        "sibert_sgd_wd", "bert_sgd", "bert_sgd_si_lr",
-                                                        "sibert_heads_only"])],
-    }
     table = "sweep.md" if all(n in SWEEP for n in names) else "table.md"
-    if table == "table.md":
-        draw_figures(figures, panel, baseline, plt)
-    with open(os.path.join(OUT, table), "w") as fh:
-        fh.write("| run | held-out MLM loss | accuracy | outside the 10 most frequent | ||w|| at the end | "
-                 "clip rate (last 100 steps) | minutes |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+    if table == "table.md" and plt is not None:
+        draw_figures(panel, curves, plt, args.out)
+    elif table == "table.md":
+        print("The figures need matplotlib (pip install '.[examples]'); only the tables were written.")
+    with open(os.path.join(args.out, table), "w") as fh:
+        fh.write("| run | steps | held-out MLM loss | accuracy | outside the 10 most frequent | ||w|| at the end | "
+                 "clip rate (last 100 steps) | minutes |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
         if baseline:
-            fh.write(f"| unigram: always the training text's frequencies | {baseline[0]:.3f} | {baseline[1]:.2%} | "
+            fh.write(f"| unigram: always the training text's frequencies | | {baseline[0]:.3f} | {baseline[1]:.2%} | "
                      "0.00% | | | |\n")
         for n in names:
             if n in curves:
                 rows = curves[n]
                 r = rows[-1]
                 loss = final(rows)
+                start = f"| {specs[n][0]} | {int(settings[n]['steps']):,} |"
                 if math.isnan(loss):
                     bad = next(int(x["step"]) for x in rows if math.isnan(x["heldout_loss"]))
-                    fh.write(f"| {specs[n][0]} | diverged (NaN by step {bad}) | | | | | {r['seconds'] / 60:.1f} |\n")
+                    fh.write(f"{start} diverged (NaN by step {bad}) | | | | | {r['seconds'] / 60:.1f} |\n")
                     continue
-                fh.write(f"| {specs[n][0]} | {loss:.3f} | {r['heldout_accuracy']:.2%} | "
+                fh.write(f"{start} {loss:.3f} | {r['heldout_accuracy']:.2%} | "
                          f"{r['rare_accuracy']:.2%} | {r['weight_norm']:.3g} | "
                          f"{'' if math.isnan(r['clip_rate']) else format(r['clip_rate'], '.2f')} | "
                          f"{r['seconds'] / 60:.1f} |\n")
-        fh.write("\nHeld-out loss: mean of the last three evaluations (steps "
-                 f"{args.steps - 200}-{args.steps}), nats per masked position.\n")
-    lines = equilibrium_report(OUT)
+        fh.write("\nHeld-out loss: mean of the last three evaluations (a run's last 200 steps), nats per masked "
+                 "position. Minutes: wall time on the machine that ran it, often shared with other runs.\n")
+    lines = equilibrium_report(args.out)
     if lines:
-        with open(os.path.join(OUT, "equilibrium.md"), "w") as fh:
+        with open(os.path.join(args.out, "equilibrium.md"), "w") as fh:
             fh.write("| quantity | predicted | measured |\n| --- | ---: | ---: |\n" + "\n".join(lines) + "\n")
 
 
@@ -307,7 +395,7 @@ def equilibrium_report(out):
     """The equilibrium analysis's predictions against the measured runs (docs/sgdclip.md), as Markdown lines.
 
     - Time for an init c times too large to come back: ln(c^2) / (2 eta lambda) steps; measured as the first
-      evaluation where the x100 run's norm is within 10% of the x1 run's.
+      evaluation where the x100 run's norm is within 25% of the x1 run's.
     - Norm at equilibrium: ||x||^4 proportional to eta / lambda; measured at step 1,800 (before the LR decay) over
       the sweep's runs at eta * lambda = 3.2e-3, which reach equilibrium (1 / (eta lambda) = 313 steps).
     """
@@ -324,20 +412,31 @@ def equilibrium_report(out):
                              f"{big[0]['weight_norm'] * (1 - eta * lam) ** r['step']:.1f} | {r['weight_norm']:.1f} |")
         for name, c in (("sibert_robust_x100", 100.0), ("sibert_robust_x0.01", 0.01)):
             rows = read_csv(path(name))[1]
-            close = [r["step"] for r in rows if r["step"] and abs(r["weight_norm"] / ref[r["step"]] - 1) < 0.25]
+            both = [r for r in rows if r["step"] in ref and r["step"]]
+            close = [r["step"] for r in both if abs(r["weight_norm"] / ref[r["step"]] - 1) < 0.25]
             predicted = f"{math.log(c * c) / (2 * eta * lam):.0f}" if c > 1 else "fast (gradient steps grow it)"
+            if close:
+                measured = f"{int(close[0])}"
+            elif both:
+                last = both[-1]
+                measured = (f"not within {int(last['step']):,} (ratio {last['weight_norm'] / ref[last['step']]:.2f} "
+                            "at the end)")
+            else:
+                continue
             lines.append(f"| init x{c:g}: first step where ||w|| is within 25% of the x1 run's | {predicted} | "
-                         f"{int(close[0]) if close else 'not within 2,000 (ratio %.2f at the end)' % (rows[-1]['weight_norm'] / ref[rows[-1]['step']])} |")
+                         f"{measured} |")
     sweep = [("sweep_eta8_lam0.0004", 8, 4e-4), ("sweep_eta32_lam0.0001", 32, 1e-4),
              ("sweep_eta128_lam2.5e-05", 128, 2.5e-5)]
-    have = [(n, eta, lam) for n, eta, lam in sweep if os.path.exists(path(n))]
+    norm_at = {}  # ||w|| at step 1,800 of each sweep run that got there
+    for n, _, _ in sweep:
+        if os.path.exists(path(n)):
+            norm_at[n] = next((r["weight_norm"] for r in read_csv(path(n))[1] if r["step"] == 1800), None)
+    have = [(n, eta, lam) for n, eta, lam in sweep if norm_at.get(n) is not None]
     if len(have) >= 2:
         base_name, base_eta, base_lam = have[0]
-        base_rows = read_csv(path(base_name))[1]
-        base = next(r["weight_norm"] for r in base_rows if r["step"] == 1800)
+        base = norm_at[base_name]
         for name, eta, lam in have[1:]:
-            rows = read_csv(path(name))[1]
-            norm = next(r["weight_norm"] for r in rows if r["step"] == 1800)
+            norm = norm_at[name]
             predicted = ((eta / lam) / (base_eta / base_lam)) ** 0.25
             lines.append(f"| ||w|| at step 1,800, eta {eta:g} / lambda {lam:g} against eta {base_eta:g} / lambda "
                          f"{base_lam:g} (same eta*lambda) | x{predicted:.2f} | x{norm / base:.2f} |")
@@ -348,13 +447,16 @@ def equilibrium_report(out):
 
 
 def main():
-    global OUT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=None, help="comma-separated run names (default: all of RUNS)")
     parser.add_argument("--sweep", action="store_true", help="the eta * lambda sweep instead of RUNS")
     parser.add_argument("--plot", action="store_true", help="only rebuild figures and table from the CSVs")
+    parser.add_argument("--embedding_rows", action="store_true",
+                        help="train the paper's recipe from init x0.01 and x1 (--steps, default 600) and print the "
+                             "word-embedding rows' norms by token frequency, against the position rows'")
     parser.add_argument("--force", action="store_true", help="rerun runs whose CSV exists")
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"training steps of every run (default: each run's own, {STEPS} unless it says more)")
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--pred", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
@@ -362,15 +464,16 @@ def main():
     parser.add_argument("--verbose", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images", "reproduction"), help="where the CSVs, figures and table go")
     args = parser.parse_args()
-    OUT = args.out
+    if args.embedding_rows and (args.runs or args.plot or args.sweep or args.force):
+        sys.exit("error: --embedding_rows runs its own two trainings: it takes no --runs, --plot, --sweep or --force")
     specs = SWEEP if args.sweep else RUNS
     names = args.runs.split(",") if args.runs else list(specs)
     unknown = [n for n in names if n not in {**RUNS, **SWEEP}]
     if unknown:
         sys.exit(f"error: --runs: unknown run {unknown[0]!r}; the runs are {list(RUNS) + list(SWEEP)}")
-    if args.steps % EVAL_EVERY:
-        sys.exit(f"error: --steps must be a multiple of {EVAL_EVERY}")
-    os.makedirs(OUT, exist_ok=True)
+    if args.steps is not None and (args.steps <= 0 or args.steps % EVAL_EVERY):
+        sys.exit(f"error: --steps must be a positive multiple of {EVAL_EVERY}, got {args.steps}")
+    os.makedirs(args.out, exist_ok=True)
 
     from official.nlp.data import pretrain_dataloader as loader
     from official.nlp.data.vocab import Vocab
@@ -381,22 +484,36 @@ def main():
     eval_data = eval_data.take(EVAL_BATCHES).cache()
     train_docs = loader.load_documents([os.path.join(CORPUS, "train.txt")])
     baseline = unigram_baseline(eval_data, train_docs, vocab)
+    if args.embedding_rows:
+        # From a small init, SGD grows only the rows looked up: rare tokens' rows stay small against the position
+        # rows (docs/reproduction.md, Figure 1). Nothing is written.
+        from official.nlp import pretrain
+
+        args.steps, args.verbose = args.steps or 600, 0
+        unigram = pretrain.unigram_distribution(train_docs, vocab)
+        for n in ("sibert_paper_x0.01", "sibert_paper_x1"):
+            _, _, model = train(n, RUNS[n], args, train_docs, eval_data, vocab)
+            norms = row_norms_by_frequency(model, unigram, args.seq)
+            position = norms.pop("position")
+            print(f"{n}, step {args.steps}: position rows {position:.3g}; word rows by frequency rank: "
+                  + ", ".join(f"{band} {v:.3g} ({v / position:.2f}x)" for band, v in norms.items()), flush=True)
+        return
     if not args.plot:
         for n in names:
-            path = os.path.join(OUT, f"{n}.csv")
+            path = os.path.join(args.out, f"{n}.csv")
             if os.path.exists(path) and not args.force:
                 print(f"{n}: {path} exists, skipped (--force reruns it)")
                 continue
             print(f"{n}: {({**RUNS, **SWEEP})[n][0]}", flush=True)
-            rows, _ = train(n, ({**RUNS, **SWEEP})[n], args, train_docs, eval_data, vocab)
-            write_csv(path, rows, args)
+            rows, steps, _ = train(n, ({**RUNS, **SWEEP})[n], args, train_docs, eval_data, vocab)
+            write_csv(path, rows, args, steps)
             print(f"{n}: final held-out loss {final(rows):.3f} in {rows[-1]['seconds'] / 60:.1f} min", flush=True)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        sys.exit("The figures need matplotlib: .venv/bin/pip install matplotlib")
-    plot(list(specs) if not args.runs else names, args, baseline)
-    print(f"Figures and table in {OUT}")
+    # The tables list every run with a CSV in --out, whichever were run now.
+    if not args.sweep or any(n in RUNS for n in names):
+        plot(list(RUNS), args, baseline)
+    if args.sweep or any(n in SWEEP for n in names):
+        plot(list(SWEEP), args, baseline)
+    print(f"Tables and figures in {args.out}")
 
 
 if __name__ == "__main__":
