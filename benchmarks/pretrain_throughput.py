@@ -67,9 +67,9 @@ def train_rate(model_type, config, args, trace_dir=None):
     model(modeling.dummy_features(2, args.seq, args.pred, config.vocab_size))
     total = args.steps * (args.chunks + 1)
     if model_type == "sibert":
-        opt = optimization.sibert_optimizer(model, total, head_warmup_steps=100)
+        opt = optimization.sibert_optimizer(model, total, head_warmup_steps=min(100, total // 2))
     else:
-        opt = optimization.bert_optimizer(total, warmup_steps=100)
+        opt = optimization.bert_optimizer(total, warmup_steps=min(100, total // 2))
     metrics, weighted = optimization.pretraining_metrics()
     model.compile(optimizer=opt, loss=optimization.pretraining_losses(), metrics=metrics, weighted_metrics=weighted,
                   jit_compile=not args.no_xla, steps_per_execution=args.steps)

@@ -63,7 +63,7 @@ class PretrainConfig:
     summary_steps: Optional[int] = None
     learning_rate: Optional[float] = None
     head_learning_rate: float = 8e-4
-    warmup_steps: int = 10000
+    warmup_steps: Optional[int] = None  # None: `resolved_warmup_steps`
     weight_decay: float = 1e-2
     clip_factor: float = 2.0
     embedding_tables: str = "sgdclip"
@@ -87,6 +87,15 @@ class PretrainConfig:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    @property
+    def resolved_warmup_steps(self):
+        """`warmup_steps`, or by default 10% of `train_steps` and at most 10,000 (the paper's, for a million steps).
+
+        The warm-up ends at the linear decay's value there, which is 0 at `train_steps`: the old fixed default of
+        10,000 kept the heads' learning rate at 0 throughout any run of up to 10,000 steps.
+        """
+        return self.warmup_steps if self.warmup_steps is not None else min(10000, self.train_steps // 10)
 
     def validate(self):
         """Raises a ValueError naming the flag for an out-of-range or inconsistent value."""
@@ -122,8 +131,12 @@ class PretrainConfig:
                 raise ValueError(f"--{name} must be > 0. Received: {value}")
         if self.weight_decay < 0:
             raise ValueError(f"--weight_decay must be >= 0. Received: {self.weight_decay}")
-        if self.warmup_steps < 0:
+        if self.warmup_steps is not None and self.warmup_steps < 0:
             raise ValueError(f"--warmup_steps must be >= 0. Received: {self.warmup_steps}")
+        if self.warmup_steps and 0 < self.train_steps <= self.warmup_steps:  # the warm-up would end at the decay's 0: no learning at all
+            raise ValueError(f"--warmup_steps ({self.warmup_steps}) must be smaller than --train_steps "
+                             f"({self.train_steps}): the heads' (BERT's) learning rate warms up to its linearly "
+                             "decayed value at the end of the warm-up, which is 0 at --train_steps.")
         decay_at = list(self.lr_decay_at)
         if any(not 0 < x < 1 for x in decay_at) or decay_at != sorted(decay_at):
             raise ValueError("--lr_decay_at must be increasing fractions in (0, 1). Received: "

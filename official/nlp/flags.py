@@ -84,7 +84,8 @@ def define_pretrain_flags():
     _define("integer", "max_checkpoints", _P.max_checkpoints, "Checkpoints kept.")
     _define("integer", "summary_steps", None, "Steps between TensorBoard summaries (default: --steps_per_epoch).")
     _define("float", "head_learning_rate", _P.head_learning_rate, "SIBERT heads' Lamb learning rate.")
-    _define("integer", "warmup_steps", _P.warmup_steps, "Linear warm-up steps (SIBERT heads; BERT).")
+    _define("integer", "warmup_steps", _P.warmup_steps, "Linear warm-up steps (SIBERT heads; BERT), smaller than "
+            "--train_steps (default: 10% of --train_steps, at most 10,000).")
     _define("float", "weight_decay", _P.weight_decay, "Weight decay.")
     _define("float", "clip_factor", _P.clip_factor, "SGDClip's clip factor sqrt(C); <= 0 turns clipping off.")
     _define("enum", "embedding_tables", _P.embedding_tables, list(configs.EMBEDDING_TABLES),

@@ -178,12 +178,12 @@ def compile_model(model, f):
         optimizer = optimization.sibert_optimizer(
             model, f.train_steps, learning_rate=f.learning_rate or 8e-4, weight_decay=f.weight_decay,
             clip_factor=f.clip_factor if f.clip_factor > 0 else None, head_learning_rate=f.head_learning_rate,
-            head_warmup_steps=f.warmup_steps, decay_at=[float(x) for x in f.lr_decay_at],
+            head_warmup_steps=f.resolved_warmup_steps, decay_at=[float(x) for x in f.lr_decay_at],
             embedding_tables=f.embedding_tables,
         )
     else:
         optimizer = optimization.bert_optimizer(f.train_steps, f.learning_rate or 1e-4, f.weight_decay,
-                                                f.warmup_steps)
+                                                f.resolved_warmup_steps)
     metrics, weighted = optimization.pretraining_metrics()
     jit = {"auto": "auto", "true": True, "false": False}[f.jit_compile]
     model.compile(optimizer=optimizer, loss=optimization.pretraining_losses(), metrics=metrics,

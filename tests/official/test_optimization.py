@@ -15,7 +15,7 @@ def test_sibert_groups_encoder_head_matrices_and_head_vectors():
     import keras_si
 
     model = _sibert()
-    opt = optimization.sibert_optimizer(model, 100)
+    opt = optimization.sibert_optimizer(model, 100, head_warmup_steps=10)
     si, rest = keras_si.scale_invariant_variables(model)
     route = {v.path: opt._optimizer_map(v).name for v in model.trainable_variables}
     assert {route[v.path] for v in si} == {"encoder_sgdclip"}
@@ -58,7 +58,7 @@ def test_embedding_tables_can_go_to_the_heads_adam_or_lamb():
     found = {v.path for v in optimization.embedding_table_variables(model.trainable_variables)}
     others = {}
     for choice, where in [("adam", "head_adam"), ("lamb", "head_lamb"), ("sgdclip", "encoder_sgdclip")]:
-        opt = optimization.sibert_optimizer(model, 100, embedding_tables=choice)
+        opt = optimization.sibert_optimizer(model, 100, head_warmup_steps=10, embedding_tables=choice)
         route = {v.path: opt._optimizer_map(v).name for v in model.trainable_variables}
         tables = [p for p in route if p.endswith(("token_embedding/embeddings", "type_embedding/embeddings",
                                                   "position_embedding"))]
@@ -69,7 +69,7 @@ def test_embedding_tables_can_go_to_the_heads_adam_or_lamb():
     # Every other variable keeps its route whatever the choice.
     assert others["adam"] == others["lamb"] == others["sgdclip"]
     with pytest.raises(ValueError, match="embedding_tables.*'sgdclip', 'adam', 'lamb'.*'heads'"):
-        optimization.sibert_optimizer(model, 100, embedding_tables="heads")
+        optimization.sibert_optimizer(model, 100, head_warmup_steps=10, embedding_tables="heads")
 
 
 def test_the_embedding_tables_flag_reaches_the_optimizer(tmp_path):
@@ -85,3 +85,27 @@ def test_the_embedding_tables_flag_reaches_the_optimizer(tmp_path):
 
     with pytest.raises(ValueError, match="embedding_tables"):
         c.replace(embedding_tables="heads").validate()
+
+
+def test_a_warm_up_as_long_as_the_run_is_refused():
+    """It kept the heads' learning rate at 0 for the whole run (the warm-up's target is the decay's value at its end,
+    0 at train_steps); it was cut to the run's length without a word."""
+    import pytest
+
+    from official.nlp import pretrain
+
+    model = _sibert()
+    for make in (lambda: optimization.sibert_optimizer(model, 100),  # the default warm-up, 10,000 steps
+                 lambda: optimization.heads_optimizer(model, 20, head_warmup_steps=20),
+                 lambda: optimization.bert_optimizer(50, warmup_steps=60)):
+        with pytest.raises(ValueError, match=r"warmup_steps` \(\d+\) must be smaller than `train_steps`"):
+            make()
+    c = pretrain.PretrainConfig(model="sibert", config="tiny", text_files=("official/nlp/corpus/heldout.txt",),
+                                train_steps=2000, warmup_steps=2000, model_dir="unused")
+    with pytest.raises(ValueError, match=r"^--warmup_steps \(2000\) must be smaller than --train_steps \(2000\)"):
+        c.validate()
+    c.replace(warmup_steps=300).validate()
+    # By default 10% of the run, at most the paper's 10,000: the defaults (1,000 steps) warm up for 100.
+    assert pretrain.PretrainConfig().resolved_warmup_steps == 100
+    assert c.replace(warmup_steps=None, train_steps=1_000_000).resolved_warmup_steps == 10000
+    assert c.replace(warmup_steps=0).resolved_warmup_steps == 0

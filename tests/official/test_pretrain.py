@@ -66,7 +66,7 @@ def test_pretraining_from_a_tfds_text_dataset(tmp_path):
         texts = [e["text"].decode() for e in tfds.load(name, split="train").as_numpy_iterator()]
         assert loader.load_documents(tfds_name=name) == [[t.strip()] for t in texts]  # mock text has no '.'
         _, summary = pretrain.run(flag_values(model_dir=str(tmp_path / "run"), text_files=None, tfds_name=name,
-                                              train_steps=2, export=False))
+                                              train_steps=2, warmup_steps=1, export=False))
         assert summary["steps"] == 2 and np.isfinite(summary["final"]["loss"])
         with pytest.raises(ValueError, match=r"has no feature 'body' \(--tfds_text_key\); its features are"):
             loader.load_documents(tfds_name=name, tfds_text_key="body")
