@@ -116,7 +116,7 @@ RUNS = {
 # The sweep: SIBERT + SGDClip over eta * lambda at eta = 32, and over eta at eta * lambda = 3.2e-3.
 SWEEP = {f"sweep_eta{eta:g}_lam{lam:g}": (f"SGDClip eta {eta:g}, lambda {lam:g}", "sibert", "sgdclip",
                                           dict(learning_rate=eta, weight_decay=lam))
-         for eta, lam in [(32, 3e-6), (32, 1e-5), (32, 3e-5), (32, 1e-4), (32, 2e-4), (8, 4e-4), (128, 2.5e-5)]}
+         for eta, lam in [(32, 3e-6), (32, 1e-5), (32, 3e-5), (32, 1e-4), (8, 4e-4), (128, 2.5e-5)]}
 
 FIELDS = ["step", "heldout_loss", "heldout_accuracy", "rare_accuracy", "train_loss", "weight_norm", "clip_rate",
           "seconds"]
@@ -132,6 +132,8 @@ def run_config(model, options, args):
     values.update({k: v for k, v in options.items() if k != "embedding_tables"})
     if args.steps:  # --steps: one budget for every run
         values["train_steps"] = args.steps
+    # A warm-up must end before the run does (official.nlp.optimization.check_warmup): short runs warm up for 20%.
+    values["warmup_steps"] = min(values["warmup_steps"], values["train_steps"] // 5)
     return PretrainConfig(**values)
 
 
@@ -144,7 +146,7 @@ def make_optimizer(model, kind, f, embedding_tables="sgdclip"):
         return optimization.sibert_optimizer(
             model, f.train_steps, learning_rate=f.learning_rate, weight_decay=f.weight_decay,
             clip_factor=f.clip_factor or None, head_learning_rate=f.head_learning_rate,
-            head_warmup_steps=f.warmup_steps, decay_at=[float(x) for x in f.lr_decay_at],
+            head_warmup_steps=f.resolved_warmup_steps, decay_at=[float(x) for x in f.lr_decay_at],
             embedding_tables=embedding_tables)
     if kind == "heads":
         if embedding_tables not in ("sgdclip", "lamb"):  # heads_optimizer puts every matrix on Lamb
@@ -152,9 +154,9 @@ def make_optimizer(model, kind, f, embedding_tables="sgdclip"):
         tables = optimization.embedding_table_variables(model.encoder.weights) if embedding_tables == "lamb" else []
         for v in model.encoder.weights:
             v.trainable = any(v is t for t in tables)
-        return optimization.heads_optimizer(model, f.train_steps, f.head_learning_rate, f.warmup_steps)
+        return optimization.heads_optimizer(model, f.train_steps, f.head_learning_rate, f.resolved_warmup_steps)
     if kind == "adamw":
-        return optimization.bert_optimizer(f.train_steps, ADAMW_LR, 0.01, f.warmup_steps)
+        return optimization.bert_optimizer(f.train_steps, ADAMW_LR, 0.01, f.resolved_warmup_steps)
     boundary = int(float(f.lr_decay_at[0]) * f.train_steps)
     lr = keras.optimizers.schedules.PiecewiseConstantDecay([boundary], [f.learning_rate, f.learning_rate / 10])
     return keras.optimizers.SGD(lr)
@@ -270,7 +272,7 @@ def unigram_baseline(eval_data, train_docs, vocab):
 
 def final(rows, last=3):
     """The mean held-out loss of the last `last` evaluations (steps T-200, T-100, T): less noisy than one point."""
-    values = [r["heldout_loss"] for r in rows[-last:]]
+    values = [r["heldout_loss"] for r in rows[1:][-last:]] or [rows[0]["heldout_loss"]]  # not the untrained step 0
     return sum(values) / len(values)
 
 
@@ -304,7 +306,7 @@ FIGURES = {
 def draw_figures(panel, have, plt, out):
     """FIGURES into the folder `out`, each only when every run it shows has a CSV (`have`)."""
     for fig_name, panels in FIGURES.items():
-        missing = [n for _, runs, _ in panels for n in runs if n not in have]
+        missing = list(dict.fromkeys(n for _, runs, _ in panels for n in runs if n not in have))
         if missing:
             print(f"{fig_name}.png not drawn: no CSV yet for {', '.join(missing)}")
             continue
