@@ -24,6 +24,24 @@ EMBEDDING_TABLES = ("sgdclip", "adam", "lamb")
 SHIPPED_VOCAB = "official/nlp/corpus/vocab.txt"
 
 
+def check_warmup(warmup_steps, train_steps, warmup_name="`warmup_steps`", train_name="`train_steps`"):
+    """`warmup_steps`, checked to end before `train_steps` (named in the error as `warmup_name`, `train_name`).
+
+    The pretraining schedules warm up linearly to the linear decay's value at the
+    end of the warm-up (`keras_si.schedules.LinearWarmup`), and that decay reaches 0
+    at `train_steps`: a warm-up as long as the run would keep the learning rate at
+    0 throughout (it was silently cut to the run's length).
+
+    Raises:
+        ValueError: if `warmup_steps` > 0 and not smaller than `train_steps`.
+    """
+    if warmup_steps > 0 and warmup_steps >= train_steps:
+        raise ValueError(f"{warmup_name} ({warmup_steps}) must be smaller than {train_name} ({train_steps}): the "
+                         "learning rate warms up to the linear decay's value at the end of the warm-up, 0 at "
+                         f"{train_name}.")
+    return warmup_steps
+
+
 def _tuple(value):
     return None if value is None else tuple(value)
 
@@ -133,10 +151,7 @@ class PretrainConfig:
             raise ValueError(f"--weight_decay must be >= 0. Received: {self.weight_decay}")
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise ValueError(f"--warmup_steps must be >= 0. Received: {self.warmup_steps}")
-        if self.warmup_steps and 0 < self.train_steps <= self.warmup_steps:  # the warm-up would end at the decay's 0: no learning at all
-            raise ValueError(f"--warmup_steps ({self.warmup_steps}) must be smaller than --train_steps "
-                             f"({self.train_steps}): the heads' (BERT's) learning rate warms up to its linearly "
-                             "decayed value at the end of the warm-up, which is 0 at --train_steps.")
+        check_warmup(self.resolved_warmup_steps, self.train_steps, "--warmup_steps", "--train_steps")
         decay_at = list(self.lr_decay_at)
         if any(not 0 < x < 1 for x in decay_at) or decay_at != sorted(decay_at):
             raise ValueError("--lr_decay_at must be increasing fractions in (0, 1). Received: "

@@ -5,7 +5,7 @@ import re
 import keras
 
 import keras_si
-from official.nlp.configs import EMBEDDING_TABLES
+from official.nlp.configs import EMBEDDING_TABLES, check_warmup
 
 
 def sibert_optimizer(model, train_steps, learning_rate=8e-4, weight_decay=1e-2, clip_factor=2.0,
@@ -92,28 +92,11 @@ def heads_optimizer(model, train_steps, head_learning_rate=8e-4, head_warmup_ste
     return keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(lamb, routes))
 
 
-def check_warmup(warmup_steps, train_steps, name="warmup_steps"):
-    """`warmup_steps`, checked to end before `train_steps`.
-
-    The schedules here warm up linearly to the linear decay's value at the end
-    of the warm-up (`keras_si.schedules.LinearWarmup`), and that decay reaches 0
-    at `train_steps`: a warm-up as long as the run would keep the learning rate
-    at 0 throughout (it was silently cut to the run's length).
-
-    Raises:
-        ValueError: if `warmup_steps` > 0 and not smaller than `train_steps`.
-    """
-    if warmup_steps > 0 and warmup_steps >= train_steps:
-        raise ValueError(f"`{name}` ({warmup_steps}) must be smaller than `train_steps` ({train_steps}): the learning "
-                         "rate warms up to the linear decay's value at the end of the warm-up, 0 at `train_steps`.")
-    return warmup_steps
-
-
 def _head_optimizers(train_steps, head_learning_rate, head_warmup_steps):
     """(Lamb, Adam with Lamb's betas and epsilon), both warming up linearly then decaying linearly to 0."""
     head_lr = keras_si.schedules.LinearWarmup(
         keras.optimizers.schedules.PolynomialDecay(head_learning_rate, max(train_steps, 1), 0.0),
-        warmup_steps=check_warmup(head_warmup_steps, train_steps, "head_warmup_steps"),
+        warmup_steps=check_warmup(head_warmup_steps, train_steps, "`head_warmup_steps`"),
     )
     lamb = keras.optimizers.Lamb(head_lr, name="head_lamb")
     adam = keras.optimizers.Adam(head_lr, beta_1=lamb.beta_1, beta_2=lamb.beta_2, epsilon=lamb.epsilon,
