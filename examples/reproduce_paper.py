@@ -117,6 +117,7 @@ RUNS = {
 SWEEP = {f"sweep_eta{eta:g}_lam{lam:g}": (f"SGDClip eta {eta:g}, lambda {lam:g}", "sibert", "sgdclip",
                                           dict(learning_rate=eta, weight_decay=lam))
          for eta, lam in [(32, 3e-6), (32, 1e-5), (32, 3e-5), (32, 1e-4), (8, 4e-4), (128, 2.5e-5)]}
+ALL_RUNS = {**RUNS, **SWEEP}
 
 FIELDS = ["step", "heldout_loss", "heldout_accuracy", "rare_accuracy", "train_loss", "weight_norm", "clip_rate",
           "seconds"]
@@ -150,7 +151,8 @@ def make_optimizer(model, kind, f, embedding_tables="sgdclip"):
             embedding_tables=embedding_tables)
     if kind == "heads":
         if embedding_tables not in ("sgdclip", "lamb"):  # heads_optimizer puts every matrix on Lamb
-            raise ValueError(f"the heads-only control trains the tables on Lamb or not at all, not {embedding_tables!r}")
+            raise ValueError("the heads-only control trains the tables on Lamb or not at all, not "
+                             f"{embedding_tables!r}")
         tables = optimization.embedding_table_variables(model.encoder.weights) if embedding_tables == "lamb" else []
         for v in model.encoder.weights:
             v.trainable = any(v is t for t in tables)
@@ -256,8 +258,9 @@ def read_csv(path):
     return settings, rows
 
 
-def unigram_baseline(eval_data, train_docs, vocab):
-    """(loss in nats, accuracy) on the held-out targets of always predicting the training text's frequencies."""
+def unigram_baseline(eval_data, unigram):
+    """(loss in nats, accuracy) on the held-out targets of always predicting `unigram`, the training text's
+    frequencies (`official.nlp.pretrain.unigram_distribution`)."""
     import numpy as np
 
     from official.nlp import modeling, pretrain
@@ -266,7 +269,7 @@ def unigram_baseline(eval_data, train_docs, vocab):
     for batch in eval_data:
         _, y, w = modeling.pretraining_targets(batch) if isinstance(batch, dict) else batch
         targets.append(np.asarray(y["mlm"])[np.asarray(w["mlm"]) > 0])
-    b = pretrain.context_free_baseline(np.concatenate(targets), pretrain.unigram_distribution(train_docs, vocab))
+    b = pretrain.context_free_baseline(np.concatenate(targets), unigram)
     return b["unigram_loss"], b["unigram_accuracy"]
 
 
@@ -293,8 +296,8 @@ FIGURES = {
         ("held-out masked-LM loss, 2,000 steps",
          ["bert_adamw", "sibert_adamw", "sibert_sgdclip", "sibert_sgdclip_tables_adam", "sibert_sgdclip_tables_lamb",
           "sibert_sgd_wd", "bert_sgd", "bert_sgd_si_lr", "sibert_heads_only", "sibert_heads_tables"], LOSS),
-        ("6,000 steps", ["bert_adamw_6000", "sibert_adamw_6000", "sibert_sgdclip_6000", "sibert_init_x1", "sibert_init_heads_only",
-                         "sibert_init_heads_tables"], LOSS)],
+        ("6,000 steps", ["bert_adamw_6000", "sibert_adamw_6000", "sibert_sgdclip_6000", "sibert_init_x1",
+                         "sibert_init_heads_only", "sibert_init_heads_tables"], LOSS)],
     "figure3_norms": [
         ("weight norm: with and without weight decay and clipping",
          ["sibert_sgd_no_wd", "sibert_sgd_wd", "sibert_sgdclip", "sibert_robust_x0.01", "sibert_robust_x1",
@@ -333,7 +336,7 @@ def plot(names, args, baseline):
              if os.path.exists(os.path.join(args.out, f"{n}.csv"))}
     settings = {n: s for n, (s, _) in found.items()}
     curves = {n: rows for n, (_, rows) in found.items()}
-    specs = {**RUNS, **SWEEP}
+    specs = ALL_RUNS
 
     def panel(ax, runs, key="heldout_loss", log=False):
         ylim = None
@@ -429,11 +432,9 @@ def equilibrium_report(out):
                          f"{measured} |")
     sweep = [("sweep_eta8_lam0.0004", 8, 4e-4), ("sweep_eta32_lam0.0001", 32, 1e-4),
              ("sweep_eta128_lam2.5e-05", 128, 2.5e-5)]
-    norm_at = {}  # ||w|| at step 1,800 of each sweep run that got there
-    for n, _, _ in sweep:
-        if os.path.exists(path(n)):
-            norm_at[n] = next((r["weight_norm"] for r in read_csv(path(n))[1] if r["step"] == 1800), None)
-    have = [(n, eta, lam) for n, eta, lam in sweep if norm_at.get(n) is not None]
+    curves = {n: read_csv(path(n))[1] for n, _, _ in sweep if os.path.exists(path(n))}
+    norm_at = {n: next((r["weight_norm"] for r in rows if r["step"] == 1800), None) for n, rows in curves.items()}
+    have = [(n, eta, lam) for n, eta, lam in sweep if norm_at.get(n) is not None]  # the runs that got to 1,800
     if len(have) >= 2:
         base_name, base_eta, base_lam = have[0]
         base = norm_at[base_name]
@@ -444,7 +445,7 @@ def equilibrium_report(out):
                          f"{base_lam:g} (same eta*lambda) | x{predicted:.2f} | x{norm / base:.2f} |")
         for name, eta, lam in have:
             lines.append(f"| final held-out loss, eta {eta:g}, lambda {lam:g} (eta*lambda sets the effective "
-                         f"learning rate: the same loss expected) | | {final(read_csv(path(name))[1]):.3f} |")
+                         f"learning rate: the same loss expected) | | {final(curves[name]):.3f} |")
     return lines
 
 
@@ -464,19 +465,21 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=1)
-    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images", "reproduction"), help="where the CSVs, figures and table go")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images", "reproduction"),
+                        help="where the CSVs, figures and table go")
     args = parser.parse_args()
     if args.embedding_rows and (args.runs or args.plot or args.sweep or args.force):
         sys.exit("error: --embedding_rows runs its own two trainings: it takes no --runs, --plot, --sweep or --force")
     specs = SWEEP if args.sweep else RUNS
     names = args.runs.split(",") if args.runs else list(specs)
-    unknown = [n for n in names if n not in {**RUNS, **SWEEP}]
+    unknown = [n for n in names if n not in ALL_RUNS]
     if unknown:
         sys.exit(f"error: --runs: unknown run {unknown[0]!r}; the runs are {list(RUNS) + list(SWEEP)}")
     if args.steps is not None and (args.steps <= 0 or args.steps % EVAL_EVERY):
         sys.exit(f"error: --steps must be a positive multiple of {EVAL_EVERY}, got {args.steps}")
     os.makedirs(args.out, exist_ok=True)
 
+    from official.nlp import pretrain
     from official.nlp.data import pretrain_dataloader as loader
     from official.nlp.data.vocab import Vocab
 
@@ -485,14 +488,12 @@ def main():
     eval_data = loader.text_dataset(eval_docs, vocab, args.batch, args.seq, args.pred, seed=1234)
     eval_data = eval_data.take(EVAL_BATCHES).cache()
     train_docs = loader.load_documents([os.path.join(CORPUS, "train.txt")])
-    baseline = unigram_baseline(eval_data, train_docs, vocab)
+    unigram = pretrain.unigram_distribution(train_docs, vocab)
+    baseline = unigram_baseline(eval_data, unigram)
     if args.embedding_rows:
         # From a small init, SGD grows only the rows looked up: rare tokens' rows stay small against the position
         # rows (docs/reproduction.md, Figure 1). Nothing is written.
-        from official.nlp import pretrain
-
         args.steps, args.verbose = args.steps or 600, 0
-        unigram = pretrain.unigram_distribution(train_docs, vocab)
         for n in ("sibert_paper_x0.01", "sibert_paper_x1"):
             _, _, model = train(n, RUNS[n], args, train_docs, eval_data, vocab)
             norms = row_norms_by_frequency(model, unigram, args.seq)
@@ -506,8 +507,8 @@ def main():
             if os.path.exists(path) and not args.force:
                 print(f"{n}: {path} exists, skipped (--force reruns it)")
                 continue
-            print(f"{n}: {({**RUNS, **SWEEP})[n][0]}", flush=True)
-            rows, steps, _ = train(n, ({**RUNS, **SWEEP})[n], args, train_docs, eval_data, vocab)
+            print(f"{n}: {ALL_RUNS[n][0]}", flush=True)
+            rows, steps, _ = train(n, ALL_RUNS[n], args, train_docs, eval_data, vocab)
             write_csv(path, rows, args, steps)
             print(f"{n}: final held-out loss {final(rows):.3f} in {rows[-1]['seconds'] / 60:.1f} min", flush=True)
     # The tables list every run with a CSV in --out, whichever were run now.
