@@ -27,3 +27,20 @@ if os.environ["KERAS_BACKEND"] == "tensorflow":
         )
     except RuntimeError:  # devices already initialised by an earlier import
         pass
+
+
+import keras  # noqa: E402  (after the backend is chosen above)
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fixed_random_seed():
+    """Every test starts from the same seeds (Keras, NumPy, Python, the backend).
+
+    Unseeded initialisers otherwise draw from wherever the previous tests left
+    the global generators, so a test's weights depended on the order and the
+    selection of the tests run before it: the mixed-precision check of
+    SIMultiHeadAttention passed locally and failed in CI on a draw with a row
+    of tiny attention scores (about 1.5% of draws; see test_layer_conformance).
+    """
+    keras.utils.set_random_seed(0)

@@ -25,7 +25,11 @@ class SIMultiHeadAttention(keras.layers.Layer):
     softmax would use -inf), so padded keys never change the outputs at real
     positions. A row whose scores are all zero gets P = 0 and a zero output,
     never NaN; `epsilon` is tiny so that it does not break invariance for
-    rows with small scores.
+    rows with small scores. Unlike a softmax's, whose probabilities move by
+    at most the scores' absolute error, P moves by that error divided by the
+    row sum: a row whose positive scores are all small is sensitive to
+    rounding (for instance of Q and K in float16 under a mixed policy; the
+    scores and their normalisation are computed in float32).
 
     The arguments and call arguments are `keras.layers.MultiHeadAttention`'s
     (same names, same order), minus what would break homogeneity
