@@ -1,7 +1,10 @@
 """The paper's Figures 1-3 and Table 1's pretraining-loss column at small scale, on the shipped corpus.
 
-    .venv/bin/python examples/reproduce_paper.py                 # every run still missing, then the figures
+    .venv/bin/python examples/reproduce_paper.py                 # the runs behind the figures still missing, then
+                                                                  # the figures and tables
+    .venv/bin/python examples/reproduce_paper.py --all           # the ablations too
     .venv/bin/python examples/reproduce_paper.py --runs sibert_sgdclip,bert_adamw   # some runs only
+    .venv/bin/python examples/reproduce_paper.py --runs bert_adamw --seed 1         # another seed (seeds.md)
     .venv/bin/python examples/reproduce_paper.py --sweep         # the eta * lambda sweep of docs/sgdclip.md
     .venv/bin/python examples/reproduce_paper.py --plot          # figures and tables from the committed CSVs
 
@@ -16,8 +19,8 @@ Tiny models (2 layers, hidden 128), sequence 64, batch 32, 10 predictions per
 sequence, dynamic masking of `official/nlp/corpus/train.txt`; held-out
 masked-LM loss over 16 fixed batches of `heldout.txt` every 100 steps
 (`official.nlp.pretrain.heldout_metrics`: from the logits, over every masked
-position). Each finished run writes `<run>.csv` into `--out` (by default
-docs/images/reproduction/, where the committed runs are);
+position). Each finished run writes `<run>.csv` (`<run>_seed<N>.csv` for
+`--seed N` other than 0) into `--out` (by default docs/images/reproduction/, where the committed runs are);
 a run whose CSV exists is skipped, so the reproduction can be done piece by
 piece (or elsewhere, e.g. on a GPU) and the figures rebuilt from the CSVs.
 Time on a 2-core CPU: docs/reproduction.md.
@@ -118,6 +121,11 @@ SWEEP = {f"sweep_eta{eta:g}_lam{lam:g}": (f"SGDClip eta {eta:g}, lambda {lam:g}"
                                           dict(learning_rate=eta, weight_decay=lam))
          for eta, lam in [(32, 3e-6), (32, 1e-5), (32, 3e-5), (32, 1e-4), (8, 4e-4), (128, 2.5e-5)]}
 ALL_RUNS = {**RUNS, **SWEEP}
+# Ablations: run with --all (or --runs), shown in figure4_ablations.png; the default set is what Figures 1-3 and the
+# targets of docs/reproduction.md need, about 1.75 hours alone on the 2-core CPU.
+ABLATIONS = ["sibert_sgdclip_tables_lamb", "sibert_sgdclip_lam3e-6_tables_adam", "sibert_heads_tables",
+             "sibert_paper_x0.01", "sibert_paper_x1", "sibert_paper_x100", "sibert_init_heads_tables"]
+DEFAULT_RUNS = [n for n in RUNS if n not in ABLATIONS]
 
 FIELDS = ["step", "heldout_loss", "heldout_accuracy", "rare_accuracy", "train_loss", "weight_norm", "clip_rate",
           "seconds"]
@@ -213,7 +221,7 @@ def train(name, spec, args, train_docs, eval_data, vocab):
                      rare_accuracy=first["rare_accuracy"], train_loss=float("nan"), weight_norm=encoder_norm(model),
                      clip_rate=float("nan"), seconds=0.0))
     model.fit(data, epochs=f.train_steps // EVAL_EVERY, steps_per_epoch=EVAL_EVERY, verbose=0,
-              callbacks=callbacks + [Recorder()])
+              shuffle=False, callbacks=callbacks + [Recorder()])  # the dataset is shuffled already
     return rows, f.train_steps, model
 
 
@@ -237,6 +245,39 @@ def row_norms_by_frequency(model, unigram, positions, bands=((0, 100), (100, 100
     for a, b in bands:
         result[f"rank {a}-{b if b else len(order)}"] = float(np.median(words[order[a:b]]))
     return result
+
+
+def csv_path(out, name, seed=0):
+    """The CSV of run `name` at `seed`: `<name>.csv` for seed 0 (the main table's), else `<name>_seed<N>.csv`."""
+    return os.path.join(out, f"{name}.csv" if seed == 0 else f"{name}_seed{seed}.csv")
+
+
+def seeds_found(out, name):
+    """The seeds of `name` with a CSV in `out`, ascending."""
+    prefix = f"{name}_seed"
+    found = [0] if os.path.exists(csv_path(out, name)) else []
+    found += sorted(int(f[len(prefix):-4]) for f in os.listdir(out)
+                    if f.startswith(prefix) and f.endswith(".csv") and f[len(prefix):-4].isdigit())
+    return found
+
+
+def seeds_table(names, out):
+    """Markdown lines: the final held-out loss of every run with CSVs for two seeds or more, per seed, their mean and
+    the spread (largest - smallest); [] when there is none."""
+    lines = []
+    for n in names:
+        seeds = seeds_found(out, n)
+        if len(seeds) < 2:
+            continue
+        losses = [final(read_csv(csv_path(out, n, seed))[1]) for seed in seeds]
+        shown = " / ".join("diverged" if math.isnan(x) else f"{x:.3f}" for x in losses)
+        mean = sum(losses) / len(losses)
+        lines.append(f"| {ALL_RUNS[n][0]} | {', '.join(map(str, seeds))} | {shown} | {mean:.3f} | "
+                     f"{max(losses) - min(losses):.3f} |")
+    if lines:
+        lines = ["| run | seeds | held-out MLM loss per seed | mean | spread |", "| --- | --- | ---: | ---: | ---: |",
+                 *lines]
+    return lines
 
 
 def write_csv(path, rows, args, steps):
@@ -286,23 +327,27 @@ CLIP = ("clip_rate", "fraction of steps clipped (per 100)", False)
 FIGURES = {
     "figure1_init_scale": [
         ("SIBERT + SGDClip, tables on Lamb, 6,000 steps",
-         ["sibert_init_x0.01", "sibert_init_x1", "sibert_init_x100", "sibert_init_heads_only",
-          "sibert_init_heads_tables"], LOSS),
-        ("SIBERT + SGDClip, the paper's recipe, 2,000 steps",
-         ["sibert_paper_x0.01", "sibert_paper_x1", "sibert_paper_x100", "sibert_heads_only", "sibert_heads_tables"],
-         LOSS),
+         ["sibert_init_x0.01", "sibert_init_x1", "sibert_init_x100", "sibert_init_heads_only"], LOSS),
         ("BERT + SGD, 2,000 steps", ["bert_sgd_x0.01", "bert_sgd", "bert_sgd_x100"], LOSS)],
     "figure2_recipe": [
         ("held-out masked-LM loss, 2,000 steps",
-         ["bert_adamw", "sibert_adamw", "sibert_sgdclip", "sibert_sgdclip_tables_adam", "sibert_sgdclip_tables_lamb",
-          "sibert_sgd_wd", "bert_sgd", "bert_sgd_si_lr", "sibert_heads_only", "sibert_heads_tables"], LOSS),
+         ["bert_adamw", "sibert_adamw", "sibert_sgdclip", "sibert_sgdclip_tables_adam", "sibert_sgd_wd", "bert_sgd",
+          "bert_sgd_si_lr", "sibert_heads_only"], LOSS),
         ("6,000 steps", ["bert_adamw_6000", "sibert_adamw_6000", "sibert_sgdclip_6000", "sibert_init_x1",
-                         "sibert_init_heads_only", "sibert_init_heads_tables"], LOSS)],
+                         "sibert_init_heads_only"], LOSS)],
     "figure3_norms": [
         ("weight norm: with and without weight decay and clipping",
          ["sibert_sgd_no_wd", "sibert_sgd_wd", "sibert_sgdclip", "sibert_robust_x0.01", "sibert_robust_x1",
           "sibert_robust_x100"], NORM),
         ("clip rate", ["sibert_sgdclip", "sibert_robust_x0.01", "sibert_robust_x1", "sibert_robust_x100"], CLIP)],
+    "figure4_ablations": [
+        ("the paper's recipe (every scale-invariant weight on SGDClip), 2,000 steps",
+         ["sibert_paper_x0.01", "sibert_paper_x1", "sibert_paper_x100", "sibert_heads_only", "sibert_heads_tables"],
+         LOSS),
+        ("the embedding tables' optimizer, 2,000 steps",
+         ["sibert_sgdclip", "sibert_sgdclip_tables_adam", "sibert_sgdclip_lam3e-6_tables_adam",
+          "sibert_sgdclip_tables_lamb", "sibert_heads_tables"], LOSS),
+        ("controls at 6,000 steps", ["sibert_init_x1", "sibert_init_heads_only", "sibert_init_heads_tables"], LOSS)],
 }
 
 
@@ -313,9 +358,13 @@ def draw_figures(panel, have, plt, out):
         if missing:
             print(f"{fig_name}.png not drawn: no CSV yet for {', '.join(missing)}")
             continue
+        # One colour per run across the figure's panels.
+        shown = list(dict.fromkeys(n for _, runs, _ in panels for n in runs))
+        cycle = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20").colors
+        colors = {n: cycle[i % len(cycle)] for i, n in enumerate(shown)}
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
         for ax, (title, runs, (key, ylabel, log)) in zip(axes[0], panels):
-            panel(ax, runs, key=key, log=log)
+            panel(ax, runs, colors, key=key, log=log)
             ax.set_title(title)
             ax.set_ylabel(ylabel)
         fig.tight_layout()
@@ -332,13 +381,12 @@ def plot(names, args, baseline):
         import matplotlib.pyplot as plt
     except ImportError:
         plt = None
-    found = {n: read_csv(os.path.join(args.out, f"{n}.csv")) for n in names
-             if os.path.exists(os.path.join(args.out, f"{n}.csv"))}
+    found = {n: read_csv(csv_path(args.out, n)) for n in names if os.path.exists(csv_path(args.out, n))}
     settings = {n: s for n, (s, _) in found.items()}
     curves = {n: rows for n, (_, rows) in found.items()}
     specs = ALL_RUNS
 
-    def panel(ax, runs, key="heldout_loss", log=False):
+    def panel(ax, runs, colors, key="heldout_loss", log=False):
         ylim = None
         if key == "heldout_loss" and baseline:  # from the lowest loss shown to a little above the unigram's
             lowest = min([r[key] for n in runs if n in curves for r in curves[n] if math.isfinite(r[key])],
@@ -351,7 +399,7 @@ def plot(names, args, baseline):
                 bad = [r["step"] for r in rows if math.isnan(r["heldout_loss"])]
                 if bad:  # a diverged run: its last finite point, and an x where it became NaN
                     label += f": diverged (NaN by step {bad[0]:.0f})"
-                line, = ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=label)
+                line, = ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=label, color=colors[n])
                 if bad and ylim:
                     ax.plot([bad[0]], [ylim[1] - 0.05], "x", color=line.get_color(), markersize=10)
         if key == "heldout_loss" and baseline:
@@ -390,6 +438,11 @@ def plot(names, args, baseline):
                          f"{r['seconds'] / 60:.1f} |\n")
         fh.write("\nHeld-out loss: mean of the last three evaluations (a run's last 200 steps), nats per masked "
                  "position. Minutes: wall time on the machine that ran it, often shared with other runs.\n")
+    lines = seeds_table(names, args.out)
+    if lines:
+        with open(os.path.join(args.out, "seeds.md" if table == "table.md" else "sweep_seeds.md"), "w") as fh:
+            fh.write("\n".join(lines) + "\n\nHeld-out loss: mean of the last three evaluations, nats per masked "
+                     "position; seed 0 is the run of the main table.\n")
     lines = equilibrium_report(args.out)
     if lines:
         with open(os.path.join(args.out, "equilibrium.md"), "w") as fh:
@@ -451,7 +504,9 @@ def equilibrium_report(out):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", default=None, help="comma-separated run names (default: all of RUNS)")
+    parser.add_argument("--runs", default=None,
+                        help="comma-separated run names (default: the runs behind Figures 1-3, without the ablations)")
+    parser.add_argument("--all", action="store_true", help="every run, the ablations included")
     parser.add_argument("--sweep", action="store_true", help="the eta * lambda sweep instead of RUNS")
     parser.add_argument("--plot", action="store_true", help="only rebuild figures and table from the CSVs")
     parser.add_argument("--embedding_rows", action="store_true",
@@ -463,15 +518,24 @@ def main():
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--pred", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="initialisation and data-order seed, >= 0 (default 0: the committed runs; others write "
+                             "<run>_seed<N>.csv and the per-seed table seeds.md)")
     parser.add_argument("--verbose", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images", "reproduction"),
                         help="where the CSVs, figures and table go")
     args = parser.parse_args()
-    if args.embedding_rows and (args.runs or args.plot or args.sweep or args.force):
-        sys.exit("error: --embedding_rows runs its own two trainings: it takes no --runs, --plot, --sweep or --force")
-    specs = SWEEP if args.sweep else RUNS
-    names = args.runs.split(",") if args.runs else list(specs)
+    if args.embedding_rows and (args.runs or args.plot or args.sweep or args.force or args.all):
+        sys.exit("error: --embedding_rows runs its own two trainings: it takes no --runs, --plot, --sweep, --force "
+                 "or --all")
+    if args.all and (args.runs or args.sweep):
+        sys.exit("error: --all is every run of RUNS: it takes no --runs or --sweep")
+    if args.seed < 0:
+        sys.exit(f"error: --seed must be >= 0, got {args.seed}")
+    if args.runs:
+        names = args.runs.split(",")
+    else:
+        names = list(SWEEP) if args.sweep else list(RUNS) if args.all else DEFAULT_RUNS
     unknown = [n for n in names if n not in ALL_RUNS]
     if unknown:
         sys.exit(f"error: --runs: unknown run {unknown[0]!r}; the runs are {list(RUNS) + list(SWEEP)}")
@@ -503,7 +567,7 @@ def main():
         return
     if not args.plot:
         for n in names:
-            path = os.path.join(args.out, f"{n}.csv")
+            path = csv_path(args.out, n, args.seed)
             if os.path.exists(path) and not args.force:
                 print(f"{n}: {path} exists, skipped (--force reruns it)")
                 continue

@@ -390,7 +390,9 @@ def run(f, strategy=None):
         logs = fit(model, train_data, initial_step, f, callbacks + [stop])
     elapsed = time.time() - start
     trained = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) - initial_step
-    summary = {"steps": trained, "seconds": elapsed,
+    # "step": where the run is (its latest checkpoint); "steps", "seconds": what this invocation trained, from
+    # "initial_step" (0 unless it resumed).
+    summary = {"step": initial_step + trained, "initial_step": initial_step, "steps": trained, "seconds": elapsed,
                "sequences_per_second": trained * f.global_batch_size / max(elapsed, 1e-9), "final": logs}
     if stop.signal_name:
         summary["stopped"] = {"signal": stop.signal_name, "step": stop.step}

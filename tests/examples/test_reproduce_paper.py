@@ -4,6 +4,9 @@
   docs/reproduction.md shows that table: its numbers are the ones the CSVs hold.
 - A short run writes a CSV whose first held-out loss is the untrained model's (about ln(vocabulary size)) and
   whose final figure is the one printed.
+- `--seed N` writes `<run>_seed<N>.csv` beside seed 0's, and seeds.md gives each seed's final loss, their mean
+  and spread, as the CSVs hold them.
+- The default set is every run Figures 1-3 show, without the ablations (`--all`).
 - `--embedding_rows` prints the embedding rows' norms by token frequency, checked against NumPy.
 - A mistake gets one `error:` line naming the argument.
 """
@@ -34,7 +37,7 @@ def test_plot_rebuilds_the_committed_tables(tmp_path):
             shutil.copy(os.path.join(COMMITTED, name), tmp_path)
     proc = reproduce("--plot", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for table in ("table.md", "equilibrium.md"):
+    for table in ("table.md", "equilibrium.md", "seeds.md"):
         with open(tmp_path / table) as rebuilt, open(os.path.join(COMMITTED, table)) as committed:
             assert rebuilt.read() == committed.read(), table
     page = open(os.path.join(ROOT, "docs", "reproduction.md"), encoding="utf-8").read()
@@ -67,6 +70,34 @@ def test_a_short_run_writes_its_csv(tmp_path):
     again = reproduce("--runs", "sibert_sgdclip", "--steps", "100", "--out", str(tmp_path), "--verbose", "0")
     assert again.returncode == 0 and "exists, skipped" in again.stdout
 
+    # Another seed: its own CSV, seed 0's untouched, and the per-seed table.
+    before = (tmp_path / "sibert_sgdclip.csv").read_text()
+    proc = reproduce("--runs", "sibert_sgdclip", "--steps", "100", "--seq", "32", "--pred", "4", "--batch", "8",
+                     "--out", str(tmp_path), "--verbose", "0", "--seed", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "sibert_sgdclip.csv").read_text() == before
+    with open(tmp_path / "sibert_sgdclip_seed1.csv") as fh:
+        assert fh.readline().split()[-1] == "seed=1"
+        other = [float(r["heldout_loss"]) for r in csv.DictReader(fh)][-1]
+    first = float(rows[1]["heldout_loss"])
+    assert other != first  # another initialisation and data order
+    line = next(x for x in (tmp_path / "seeds.md").read_text().splitlines() if x.startswith("| SIBERT + SGDClip |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1] == "0, 1" and cells[2] == f"{first:.3f} / {other:.3f}"
+    assert float(cells[3]) == pytest.approx((first + other) / 2, abs=6e-4)
+    assert float(cells[4]) == pytest.approx(abs(first - other), abs=6e-4)
+
+
+def test_the_default_set_is_what_figures_1_to_3_show():
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    import reproduce_paper as r
+
+    shown = {n for name, panels in r.FIGURES.items() if name != "figure4_ablations" for _, runs, _ in panels
+             for n in runs}
+    assert set(r.DEFAULT_RUNS) == shown
+    assert set(r.ABLATIONS) <= set(r.RUNS) and not set(r.ABLATIONS) & shown
+    assert {n for _, runs, _ in r.FIGURES["figure4_ablations"] for n in runs} >= set(r.ABLATIONS)
+
 
 def test_mistakes_get_one_line(tmp_path):
     proc = reproduce("--runs", "sibert_sgdclipp", "--out", str(tmp_path))
@@ -74,6 +105,10 @@ def test_mistakes_get_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "--runs" in proc.stderr
     proc = reproduce("--steps", "150", "--out", str(tmp_path))
     assert proc.returncode != 0 and proc.stderr.strip().startswith("error: --steps")
+    proc = reproduce("--all", "--runs", "bert_adamw", "--out", str(tmp_path))
+    assert proc.returncode != 0 and proc.stderr.strip().startswith("error: --all")
+    proc = reproduce("--seed", "-1", "--out", str(tmp_path))
+    assert proc.returncode != 0 and proc.stderr.strip().startswith("error: --seed")
     assert not os.listdir(tmp_path)
 
 

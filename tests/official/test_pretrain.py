@@ -1,5 +1,6 @@
 """The pretraining entry point: flags, an end-to-end run, export/serve, resume after SIGKILL."""
 
+import json
 import os
 import signal
 import subprocess
@@ -204,6 +205,10 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted)
     subprocess.run(RESUME_COMMAND + ["--steps_per_epoch=2", f"--model_dir={killed}"], cwd=ROOT, env=ENV, check=True,
                    capture_output=True)
     tu.assert_checkpoints_close(killed + "/ckpt-12", uninterrupted + "/ckpt-12", rtol=1e-6, atol=1e-7)
+    # summary.json says where the run is and what the resumed invocation trained.
+    resumed_from = int(latest.rsplit("-", 1)[1])
+    summary = json.load(open(os.path.join(killed, "summary.json")))
+    assert (summary["step"], summary["initial_step"], summary["steps"]) == (12, resumed_from, 12 - resumed_from)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
