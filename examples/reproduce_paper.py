@@ -360,7 +360,8 @@ def draw_figures(panel, have, plt, out):
             continue
         # One colour per run across the figure's panels.
         shown = list(dict.fromkeys(n for _, runs, _ in panels for n in runs))
-        cycle = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20").colors
+        tab20 = plt.get_cmap("tab20").colors
+        cycle = tab20[::2] + tab20[1::2]  # ten distinct hues first, then their light shades
         colors = {n: cycle[i % len(cycle)] for i, n in enumerate(shown)}
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
         for ax, (title, runs, (key, ylabel, log)) in zip(axes[0], panels):
