@@ -32,6 +32,7 @@ import argparse
 import csv
 import math
 import os
+import re
 import sys
 import time
 
@@ -122,7 +123,8 @@ SWEEP = {f"sweep_eta{eta:g}_lam{lam:g}": (f"SGDClip eta {eta:g}, lambda {lam:g}"
          for eta, lam in [(32, 3e-6), (32, 1e-5), (32, 3e-5), (32, 1e-4), (8, 4e-4), (128, 2.5e-5)]}
 ALL_RUNS = {**RUNS, **SWEEP}
 # Ablations: run with --all (or --runs), shown in figure4_ablations.png; the default set is what Figures 1-3 and the
-# targets of docs/reproduction.md need, about 1.75 hours alone on the 2-core CPU.
+# targets of docs/reproduction.md need (the ablations explain them: why the tables are on Lamb in Figure 1, what the
+# tables alone learn). Time on the 2-core CPU: docs/reproduction.md.
 ABLATIONS = ["sibert_sgdclip_tables_lamb", "sibert_sgdclip_lam3e-6_tables_adam", "sibert_heads_tables",
              "sibert_paper_x0.01", "sibert_paper_x1", "sibert_paper_x100", "sibert_init_heads_tables"]
 DEFAULT_RUNS = [n for n in RUNS if n not in ABLATIONS]
@@ -253,27 +255,40 @@ def csv_path(out, name, seed=0):
 
 
 def seeds_found(out, name):
-    """The seeds of `name` with a CSV in `out`, ascending."""
-    prefix = f"{name}_seed"
+    """The seeds of `name` with a CSV in `out` (exactly the names `csv_path` gives), ascending."""
+    pattern = re.compile(re.escape(name) + r"_seed([1-9][0-9]*)\.csv")
     found = [0] if os.path.exists(csv_path(out, name)) else []
-    found += sorted(int(f[len(prefix):-4]) for f in os.listdir(out)
-                    if f.startswith(prefix) and f.endswith(".csv") and f[len(prefix):-4].isdigit())
-    return found
+    return found + sorted(int(m.group(1)) for m in map(pattern.fullmatch, os.listdir(out)) if m)
 
 
 def seeds_table(names, out):
     """Markdown lines: the final held-out loss of every run with CSVs for two seeds or more, per seed, their mean and
-    the spread (largest - smallest); [] when there is none."""
+    the spread (largest - smallest; both "n/a" if a seed diverged); [] when there is none.
+
+    Only the seeds run with the first seed's settings (steps, sequence, batch, predictions) are put together; the
+    others are named on stdout and left out.
+    """
     lines = []
     for n in names:
-        seeds = seeds_found(out, n)
-        if len(seeds) < 2:
+        found = {seed: read_csv(csv_path(out, n, seed)) for seed in seeds_found(out, n)}
+        if len(found) < 2:
             continue
-        losses = [final(read_csv(csv_path(out, n, seed))[1]) for seed in seeds]
+        same = lambda settings: {k: v for k, v in settings.items() if k != "seed"}  # noqa: E731
+        first = same(next(iter(found.values()))[0])
+        for seed, (settings, _) in list(found.items()):
+            if same(settings) != first:
+                print(f"{csv_path(out, n, seed)}: left out of the seeds table, run with {same(settings)} "
+                      f"where seed {next(iter(found))} was run with {first}")
+                del found[seed]
+        if len(found) < 2:
+            continue
+        losses = [final(rows) for _, rows in found.values()]
         shown = " / ".join("diverged" if math.isnan(x) else f"{x:.3f}" for x in losses)
-        mean = sum(losses) / len(losses)
-        lines.append(f"| {ALL_RUNS[n][0]} | {', '.join(map(str, seeds))} | {shown} | {mean:.3f} | "
-                     f"{max(losses) - min(losses):.3f} |")
+        if any(math.isnan(x) for x in losses):
+            mean = spread = "n/a"
+        else:
+            mean, spread = f"{sum(losses) / len(losses):.3f}", f"{max(losses) - min(losses):.3f}"
+        lines.append(f"| {ALL_RUNS[n][0]} | {', '.join(map(str, found))} | {shown} | {mean} | {spread} |")
     if lines:
         lines = ["| run | seeds | held-out MLM loss per seed | mean | spread |", "| --- | --- | ---: | ---: | ---: |",
                  *lines]
@@ -360,8 +375,8 @@ def draw_figures(panel, have, plt, out):
             continue
         # One colour per run across the figure's panels.
         shown = list(dict.fromkeys(n for _, runs, _ in panels for n in runs))
-        tab20 = plt.get_cmap("tab20").colors
-        cycle = tab20[::2] + tab20[1::2]  # ten distinct hues first, then their light shades
+        tab20 = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i not in (14, 15)]  # not the baseline's grey
+        cycle = tab20[::2] + tab20[1::2]  # nine distinct hues first, then their light shades
         colors = {n: cycle[i % len(cycle)] for i, n in enumerate(shown)}
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
         for ax, (title, runs, (key, ylabel, log)) in zip(axes[0], panels):
@@ -374,7 +389,8 @@ def draw_figures(panel, have, plt, out):
 
 
 def plot(names, args, baseline):
-    """The table (table.md, or sweep.md for sweep runs), equilibrium.md and, with matplotlib, the figures."""
+    """The table (table.md, or sweep.md for sweep runs), seeds.md (sweep_seeds.md) when a run has CSVs for several
+    seeds, equilibrium.md and, with matplotlib, the figures."""
     try:
         import matplotlib
 
@@ -507,7 +523,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=None,
                         help="comma-separated run names (default: the runs behind Figures 1-3, without the ablations)")
-    parser.add_argument("--all", action="store_true", help="every run, the ablations included")
+    parser.add_argument("--all", action="store_true",
+                        help="every run of RUNS, the ablations included (the sweep is --sweep)")
     parser.add_argument("--sweep", action="store_true", help="the eta * lambda sweep instead of RUNS")
     parser.add_argument("--plot", action="store_true", help="only rebuild figures and table from the CSVs")
     parser.add_argument("--embedding_rows", action="store_true",
@@ -520,8 +537,9 @@ def main():
     parser.add_argument("--pred", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0,
-                        help="initialisation and data-order seed, >= 0 (default 0: the committed runs; others write "
-                             "<run>_seed<N>.csv and the per-seed table seeds.md)")
+                        help="initialisation and data-order seed, in [0, 2**32) (default 0: the committed runs; "
+                             "others write <run>_seed<N>.csv and the per-seed table seeds.md, sweep_seeds.md for the "
+                             "sweep)")
     parser.add_argument("--verbose", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images", "reproduction"),
                         help="where the CSVs, figures and table go")
@@ -531,8 +549,8 @@ def main():
                  "or --all")
     if args.all and (args.runs or args.sweep):
         sys.exit("error: --all is every run of RUNS: it takes no --runs or --sweep")
-    if args.seed < 0:
-        sys.exit(f"error: --seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed < 2**32:  # NumPy's seed range (keras.utils.set_random_seed)
+        sys.exit(f"error: --seed must be in [0, 2**32), got {args.seed}")
     if args.runs:
         names = args.runs.split(",")
     else:

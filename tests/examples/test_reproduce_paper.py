@@ -88,9 +88,17 @@ def test_a_short_run_writes_its_csv(tmp_path):
     assert float(cells[4]) == pytest.approx(abs(first - other), abs=6e-4)
 
 
-def test_the_default_set_is_what_figures_1_to_3_show():
-    sys.path.insert(0, os.path.join(ROOT, "examples"))
-    import reproduce_paper as r
+@pytest.fixture
+def reproduce_paper(monkeypatch):
+    """The script as a module (for its functions)."""
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "examples"))
+    import reproduce_paper
+
+    return reproduce_paper
+
+
+def test_the_default_set_is_what_figures_1_to_3_show(reproduce_paper):
+    r = reproduce_paper
 
     shown = {n for name, panels in r.FIGURES.items() if name != "figure4_ablations" for _, runs, _ in panels
              for n in runs}
@@ -107,16 +115,52 @@ def test_mistakes_get_one_line(tmp_path):
     assert proc.returncode != 0 and proc.stderr.strip().startswith("error: --steps")
     proc = reproduce("--all", "--runs", "bert_adamw", "--out", str(tmp_path))
     assert proc.returncode != 0 and proc.stderr.strip().startswith("error: --all")
-    proc = reproduce("--seed", "-1", "--out", str(tmp_path))
-    assert proc.returncode != 0 and proc.stderr.strip().startswith("error: --seed")
+    proc = reproduce("--all", "--sweep", "--out", str(tmp_path))
+    assert proc.returncode != 0 and proc.stderr.strip().startswith("error: --all")
+    for seed in ("-1", str(2**32)):
+        proc = reproduce("--seed", seed, "--out", str(tmp_path))
+        assert proc.returncode != 0 and proc.stderr.strip().startswith("error: --seed"), proc.stderr
     assert not os.listdir(tmp_path)
 
 
-def test_row_norms_by_frequency_against_numpy():
-    import numpy as np
+def test_seeds_found_takes_only_the_runs_own_seed_files(reproduce_paper, tmp_path):
+    # Run names that extend another's (bert_sgd, bert_sgd_si_lr), half-written and malformed files.
+    for name in ["bert_sgd.csv", "bert_sgd_seed2.csv", "bert_sgd_seed10.csv", "bert_sgd_si_lr_seed1.csv",
+                 "bert_sgd_seed3.csv.tmp", "bert_sgd_seedx.csv", "bert_sgd_seed0.csv", "bert_sgd_seed02.csv"]:
+        (tmp_path / name).write_text("")
+    assert reproduce_paper.seeds_found(str(tmp_path), "bert_sgd") == [0, 2, 10]
+    assert reproduce_paper.seeds_found(str(tmp_path), "bert_sgd_si_lr") == [1]
+    assert reproduce_paper.seeds_found(str(tmp_path), "bert_adamw") == []
 
-    sys.path.insert(0, os.path.join(ROOT, "examples"))
-    import reproduce_paper
+
+def _write_run(reproduce_paper, out, name, seed, losses, steps=2000):
+    class Args:
+        seq, batch, pred = 64, 32, 10
+
+    Args.seed = seed
+    rows = [dict(step=100 * i, heldout_loss=x, heldout_accuracy=0.1, rare_accuracy=0.05, train_loss=x,
+                 weight_norm=1.0, clip_rate=0.0, seconds=1.0) for i, x in enumerate(losses)]
+    reproduce_paper.write_csv(reproduce_paper.csv_path(out, name, seed), rows, Args, steps)
+
+
+def test_seeds_table_means_spreads_diverged_and_mismatched_runs(reproduce_paper, tmp_path, capsys):
+    r, out = reproduce_paper, str(tmp_path)
+    _write_run(r, out, "bert_adamw", 0, [8.0, 6.0, 5.9, 5.8])  # final: mean of the last three after step 0: 5.9
+    _write_run(r, out, "bert_adamw", 1, [8.0, 6.2, 6.1, 6.0])  # 6.1
+    _write_run(r, out, "bert_sgd_x100", 0, [8.0, 7.0, float("nan"), float("nan")])
+    _write_run(r, out, "bert_sgd_x100", 2, [8.0, 6.5, 6.4, 6.3])
+    _write_run(r, out, "sibert_adamw", 0, [8.0, 6.0, 6.0, 6.0])
+    _write_run(r, out, "sibert_adamw", 1, [8.0, 7.0], steps=100)  # another budget: left out, said so
+    _write_run(r, out, "sibert_sgdclip", 0, [8.0, 6.0])  # one seed only: no row
+    lines = r.seeds_table(list(r.RUNS), out)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]] for line in lines[2:]}
+    assert rows == {"BERT + AdamW": ["0, 1", "5.900 / 6.100", "6.000", "0.200"],
+                    "BERT + SGD (lr 0.5), init x100": ["0, 2", "diverged / 6.400", "n/a", "n/a"]}
+    assert "sibert_adamw_seed1.csv: left out of the seeds table" in capsys.readouterr().out
+
+
+def test_row_norms_by_frequency_against_numpy(reproduce_paper):
+    import numpy as np
 
     from official.nlp import pretrain
 

@@ -91,6 +91,7 @@ def test_run_writes_checkpoints_logs_and_export(trained):
     files = os.listdir(model_dir)
     assert {"ckpt-2.index", "ckpt-4.index", "checkpoint", "flags.json", "summary.json", "logs", "export"} <= set(files)
     assert summary["steps"] == 4 and summary["heldout"]["after"]["mlm_accuracy"] >= 0
+    assert summary["step"] == 4 and summary["initial_step"] == 0
     for key in ("weight_norm", "clip_rate", "effective_learning_rate", "mlm_accuracy", "nsp_accuracy",
                 "lr/encoder_sgdclip"):
         assert key in summary["final"], key
