@@ -60,13 +60,15 @@ PAPER = dict(ROBUST, lr_decay_at=(0.6, 0.9))
 INIT = dict(learning_rate=32.0, weight_decay=5e-5, lr_decay_at=(0.6, 0.9), train_steps=6000, embedding_tables="lamb")
 HEADS = dict(head_learning_rate=3e-3, warmup_steps=300)  # heads' Lamb/Adam, warm-up then linear decay
 ADAMW_LR = 1e-3
+OPTIMIZER_OPTIONS = ("embedding_tables", "adamw_learning_rate")
 
 # name: (title, model, optimizer, options). Optimizers: "sgdclip" (the paper's: SGDClip on the scale-invariant
 # encoder, Lamb/Adam on the heads), "adamw" (AdamW on everything), "sgd" (plain SGD on everything), "heads"
 # (the encoder frozen at its initialisation, heads as in sgdclip: the control that tells an encoder that learns from
 # one that is merely frozen; with embedding_tables="lamb" the tables train too, on Lamb, and only the layers are
-# frozen). Options are PretrainConfig fields (train_steps: the run's budget, 2,000 unless given) and
-# embedding_tables ("sgdclip", "adam", "lamb": official.nlp.optimization.sibert_optimizer).
+# frozen). Options are PretrainConfig fields (train_steps: the run's budget, 2,000 unless given) and the
+# OPTIMIZER_OPTIONS, arguments of make_optimizer: embedding_tables ("sgdclip", "adam", "lamb":
+# official.nlp.optimization.sibert_optimizer), adamw_learning_rate (the peak, default ADAMW_LR).
 RUNS = {
     # Table 1 and Figures 2-3: the recipe against AdamW and the ablations, 2,000 steps.
     "bert_adamw": ("BERT + AdamW", "bert", "adamw", {}),
@@ -116,6 +118,10 @@ RUNS = {
                                dict(train_steps=INIT["train_steps"])),
     "sibert_init_heads_tables": ("SIBERT, heads and embedding tables only (layers frozen, 6,000 steps)", "sibert",
                                  "heads", dict(train_steps=INIT["train_steps"], embedding_tables="lamb")),
+    # Is SIBERT's gap to BERT + AdamW at 6,000 steps its learning rate? (Scale-invariant weights see AdamW's steps
+    # relative to their growing norm.)
+    "sibert_adamw_3e-3_6000": ("SIBERT + AdamW 3e-3 (6,000 steps)", "sibert", "adamw",
+                               dict(train_steps=INIT["train_steps"], adamw_learning_rate=3e-3)),
 }
 # The sweep: SIBERT + SGDClip over eta * lambda at eta = 32, and over eta at eta * lambda = 3.2e-3.
 SWEEP = {f"sweep_eta{eta:g}_lam{lam:g}": (f"SGDClip eta {eta:g}, lambda {lam:g}", "sibert", "sgdclip",
@@ -126,7 +132,8 @@ ALL_RUNS = {**RUNS, **SWEEP}
 # targets of docs/reproduction.md need (the ablations explain them: why the tables are on Lamb in Figure 1, what the
 # tables alone learn). Time on the 2-core CPU: docs/reproduction.md.
 ABLATIONS = ["sibert_sgdclip_tables_lamb", "sibert_sgdclip_lam3e-6_tables_adam", "sibert_heads_tables",
-             "sibert_paper_x0.01", "sibert_paper_x1", "sibert_paper_x100", "sibert_init_heads_tables"]
+             "sibert_paper_x0.01", "sibert_paper_x1", "sibert_paper_x100", "sibert_init_heads_tables",
+             "sibert_adamw_3e-3_6000"]
 DEFAULT_RUNS = [n for n in RUNS if n not in ABLATIONS]
 
 FIELDS = ["step", "heldout_loss", "heldout_accuracy", "rare_accuracy", "train_loss", "weight_norm", "clip_rate",
@@ -140,7 +147,7 @@ def run_config(model, options, args):
     values = dict(model=model, config="tiny", vocab_file=os.path.join(CORPUS, "vocab.txt"),
                   max_seq_length=args.seq, max_predictions_per_seq=args.pred, global_batch_size=args.batch,
                   train_steps=STEPS, lr_decay_at=(0.9,), dropout=0.0, **SGDCLIP, **HEADS)
-    values.update({k: v for k, v in options.items() if k != "embedding_tables"})
+    values.update({k: v for k, v in options.items() if k not in OPTIMIZER_OPTIONS})
     if args.steps:  # --steps: one budget for every run
         values["train_steps"] = args.steps
     # A warm-up must end before the run does (official.nlp.optimization.check_warmup): short runs warm up for 20%.
@@ -148,7 +155,7 @@ def run_config(model, options, args):
     return PretrainConfig(**values)
 
 
-def make_optimizer(model, kind, f, embedding_tables="sgdclip"):
+def make_optimizer(model, kind, f, embedding_tables="sgdclip", adamw_learning_rate=ADAMW_LR):
     import keras
 
     from official.nlp import optimization
@@ -168,7 +175,7 @@ def make_optimizer(model, kind, f, embedding_tables="sgdclip"):
             v.trainable = any(v is t for t in tables)
         return optimization.heads_optimizer(model, f.train_steps, f.head_learning_rate, f.resolved_warmup_steps)
     if kind == "adamw":
-        return optimization.bert_optimizer(f.train_steps, ADAMW_LR, 0.01, f.resolved_warmup_steps)
+        return optimization.bert_optimizer(f.train_steps, adamw_learning_rate, 0.01, f.resolved_warmup_steps)
     boundary = int(float(f.lr_decay_at[0]) * f.train_steps)
     lr = keras.optimizers.schedules.PiecewiseConstantDecay([boundary], [f.learning_rate, f.learning_rate / 10])
     return keras.optimizers.SGD(lr)
@@ -194,7 +201,7 @@ def train(name, spec, args, train_docs, eval_data, vocab):
     f = run_config(model_type, options, args)
     keras.utils.set_random_seed(args.seed)
     model = pretrain.build_model(f, len(vocab))
-    optimizer = make_optimizer(model, kind, f, options.get("embedding_tables", "sgdclip"))
+    optimizer = make_optimizer(model, kind, f, **{k: v for k, v in options.items() if k in OPTIMIZER_OPTIONS})
     metrics, weighted = optimization.pretraining_metrics()
     model.compile(optimizer=optimizer, loss=optimization.pretraining_losses(), metrics=metrics,
                   weighted_metrics=weighted)
@@ -362,7 +369,9 @@ FIGURES = {
         ("the embedding tables' optimizer, 2,000 steps",
          ["sibert_sgdclip", "sibert_sgdclip_tables_adam", "sibert_sgdclip_lam3e-6_tables_adam",
           "sibert_sgdclip_tables_lamb", "sibert_heads_tables"], LOSS),
-        ("controls at 6,000 steps", ["sibert_init_x1", "sibert_init_heads_only", "sibert_init_heads_tables"], LOSS)],
+        ("6,000 steps: controls, AdamW's learning rate",
+         ["bert_adamw_6000", "sibert_adamw_6000", "sibert_adamw_3e-3_6000", "sibert_init_x1", "sibert_init_heads_only",
+          "sibert_init_heads_tables"], LOSS)],
 }
 
 

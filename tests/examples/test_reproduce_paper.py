@@ -1,7 +1,7 @@
 """examples/reproduce_paper.py run as a user runs it (`python examples/reproduce_paper.py ...` in a subprocess).
 
 - `--plot` rebuilds the committed table and equilibrium report from the committed CSVs byte for byte, and
-  docs/reproduction.md shows that table: its numbers are the ones the CSVs hold.
+  docs/reproduction.md shows that table and the per-seed one: its numbers are the ones the CSVs hold.
 - A short run writes a CSV whose first held-out loss is the untrained model's (about ln(vocabulary size)) and
   whose final figure is the one printed.
 - `--seed N` writes `<run>_seed<N>.csv` beside seed 0's, and seeds.md gives each seed's final loss, their mean
@@ -43,6 +43,8 @@ def test_plot_rebuilds_the_committed_tables(tmp_path):
     page = open(os.path.join(ROOT, "docs", "reproduction.md"), encoding="utf-8").read()
     rows = [line for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("|")]
     assert len(rows) > 20 and all(line in page.splitlines() for line in rows)
+    rows = [line for line in (tmp_path / "seeds.md").read_text().splitlines() if line.startswith("|")]
+    assert len(rows) > 10 and all(line in page.splitlines() for line in rows)
     proc = reproduce("--plot", "--sweep", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(tmp_path / "sweep.md") as rebuilt, open(os.path.join(COMMITTED, "sweep.md")) as committed:
