@@ -603,6 +603,9 @@ def main():
             rows, steps, _ = train(n, ALL_RUNS[n], args, train_docs, eval_data, vocab)
             write_csv(path, rows, args, steps)
             print(f"{n}: final held-out loss {final(rows):.3f} in {rows[-1]['seconds'] / 60:.1f} min", flush=True)
+    if args.seed and not args.plot:
+        print(f"The table and figures show seed 0's runs; seed {args.seed}'s final losses go into the per-seed table "
+              "(seeds.md) beside those of the other seeds in --out.")
     # The tables list every run with a CSV in --out, whichever were run now.
     if not args.sweep or any(n in RUNS for n in names):
         plot(list(RUNS), args, baseline)

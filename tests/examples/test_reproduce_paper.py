@@ -78,6 +78,7 @@ def test_a_short_run_writes_its_csv(tmp_path):
                      "--out", str(tmp_path), "--verbose", "0", "--seed", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "sibert_sgdclip.csv").read_text() == before
+    assert "seed 1's final losses go into the per-seed table (seeds.md)" in proc.stdout
     with open(tmp_path / "sibert_sgdclip_seed1.csv") as fh:
         assert fh.readline().split()[-1] == "seed=1"
         other = [float(r["heldout_loss"]) for r in csv.DictReader(fh)][-1]
